@@ -1,0 +1,1 @@
+"""latentserve's HTTP service: /embed, /reconstruct and /classify over exported SavedModels."""

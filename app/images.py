@@ -1,0 +1,152 @@
+"""Turning uploads into the models' input: uint8 (28, 28), light strokes on a dark ground.
+
+This is the only place the service decodes images. Every failure is an `InvalidImage`
+naming the image's index, so bad input is a 422, never a 500.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+import warnings
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+from PIL import Image, ImageOps
+
+from app.errors import InvalidImage
+
+SIDE = 28
+BORDER = 2  # pixels of the outer ring used to tell the background's brightness
+FOREGROUND_THRESHOLD = 32  # pixel value above which a pixel counts as stroke when cropping
+Invert = Literal["auto", "true", "false"]
+
+
+@dataclass(frozen=True)
+class ImageOptions:
+    """How to fit an image; fit_box/centre_of_mass come from the model's manifest."""
+
+    max_pixels: int
+    resize: bool = True
+    invert: Invert = "auto"
+    fit_box: int = SIDE
+    centre_of_mass: bool = False
+
+
+def _to_gray(image: Image.Image) -> np.ndarray:
+    """8-bit grayscale; transparency composited onto black; 16-bit and float scaled down."""
+    if image.mode in ("I;16", "I;16B", "I;16L", "I"):
+        return np.clip(np.asarray(image, dtype=np.float64) / 257.0, 0, 255).astype(np.uint8)
+    if image.mode == "F":
+        values = np.asarray(image, dtype=np.float64)
+        scale = 255.0 if np.nanmax(values, initial=0) <= 1.0 else 1.0
+        return np.nan_to_num(np.clip(values * scale, 0, 255)).astype(np.uint8)
+    has_alpha = image.mode in ("RGBA", "LA", "PA", "La", "RGBa") or (
+        image.mode == "P" and "transparency" in image.info
+    )
+    if has_alpha:
+        rgba = image.convert("RGBA")
+        black = Image.new("RGBA", rgba.size, (0, 0, 0, 255))
+        image = Image.alpha_composite(black, rgba)
+    return np.asarray(image.convert("L"), dtype=np.uint8)
+
+
+def _needs_inversion(gray: np.ndarray, invert: Invert) -> bool:
+    if invert != "auto":
+        return invert == "true"
+    ring = np.concatenate(
+        [
+            gray[:BORDER].ravel(),
+            gray[-BORDER:].ravel(),
+            gray[:, :BORDER].ravel(),
+            gray[:, -BORDER:].ravel(),
+        ]
+    )
+    return float(ring.mean()) > 127.5  # a light border means dark strokes on a light ground
+
+
+def fit(gray: np.ndarray, box: int, centre_of_mass: bool) -> np.ndarray:
+    """Crop to the strokes, scale the longer side to `box`, place in a 28x28 black canvas.
+
+    MNIST digits were scaled into a 20x20 box and centred by centre of mass; Fashion-MNIST
+    items fill the 28x28 frame and are centred by their bounding box. The manifest says which.
+    """
+    mask = gray > FOREGROUND_THRESHOLD
+    if not mask.any():
+        mask = gray > 0
+    if mask.any():
+        rows, cols = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
+        gray = gray[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1]
+    height, width = gray.shape
+    scale = box / max(height, width)
+    size = (max(1, round(width * scale)), max(1, round(height * scale)))
+    scaled = np.asarray(Image.fromarray(gray).resize(size, Image.Resampling.LANCZOS))
+    canvas = np.zeros((SIDE, SIDE), dtype=np.uint8)
+    top, left = (SIDE - size[1]) // 2, (SIDE - size[0]) // 2
+    if centre_of_mass and scaled.any():
+        ys, xs = np.indices(scaled.shape)
+        total = scaled.sum(dtype=np.float64)
+        cy, cx = (ys * scaled).sum() / total, (xs * scaled).sum() / total
+        top = int(np.clip(round(SIDE / 2 - cy), 0, SIDE - size[1]))
+        left = int(np.clip(round(SIDE / 2 - cx), 0, SIDE - size[0]))
+    canvas[top : top + size[1], left : left + size[0]] = scaled
+    return canvas
+
+
+def finish(gray: np.ndarray, options: ImageOptions, index: int) -> np.ndarray:
+    """Shared tail of both input kinds: polarity, then size."""
+    if _needs_inversion(gray, options.invert):
+        gray = 255 - gray
+    if gray.shape == (SIDE, SIDE):
+        return gray
+    if not options.resize:
+        raise InvalidImage(
+            f"image is {gray.shape[1]}x{gray.shape[0]}, not {SIDE}x{SIDE}, and resize=false",
+            index,
+        )
+    return fit(gray, options.fit_box, options.centre_of_mass)
+
+
+def decode_image(data: bytes, options: ImageOptions, index: int) -> np.ndarray:
+    """Decode an image file (any format Pillow reads) into uint8 (28, 28)."""
+    if not data:
+        raise InvalidImage("empty image", index)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            image = Image.open(io.BytesIO(data))  # reads the header only
+            width, height = image.size
+            if width * height > options.max_pixels:
+                raise InvalidImage(
+                    f"image declares {width}x{height} = {width * height} pixels; the limit is "
+                    f"{options.max_pixels} (max_image_pixels)",
+                    index,
+                )
+            if width == 0 or height == 0:
+                raise InvalidImage(f"image has no pixels ({width}x{height})", index)
+            image.seek(0)  # first frame of animations
+            gray = _to_gray(ImageOps.exif_transpose(image))
+    except InvalidImage:
+        raise
+    except Exception as err:  # Pillow raises many types for corrupt files; all mean 422.
+        raise InvalidImage(f"cannot decode image: {err}", index) from None
+    return finish(gray, options, index)
+
+
+def from_array(values: object, options: ImageOptions, index: int) -> np.ndarray:
+    """A JSON instance given as a 28x28 list of numbers in 0-255."""
+    if not isinstance(values, list) or len(values) != SIDE:
+        raise InvalidImage(f"array instance must be {SIDE} rows of {SIDE} numbers", index)
+    flat: list[float] = []
+    for row in values:
+        if not isinstance(row, list) or len(row) != SIDE:
+            raise InvalidImage(f"array instance must be {SIDE} rows of {SIDE} numbers", index)
+        for value in row:
+            if isinstance(value, bool) or not isinstance(value, int | float):
+                raise InvalidImage(f"pixel values must be numbers, got {value!r}", index)
+            if not math.isfinite(value) or not 0 <= value <= 255:
+                raise InvalidImage(f"pixel value {value!r} is outside 0-255", index)
+            flat.append(value)
+    gray = np.rint(np.asarray(flat, dtype=np.float64)).astype(np.uint8).reshape(SIDE, SIDE)
+    return finish(gray, options, index)

@@ -1,0 +1,83 @@
+"""The one module in app/ that imports TensorFlow: load a model version, run its graphs.
+
+A version directory holds three SavedModels (encoder, decoder, classifier) whose
+`serving_default` signatures are described in its manifest. Calls here are blocking; the
+caller runs them off the event loop.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import tensorflow as tf
+
+from app.repository import Manifest
+
+logger = logging.getLogger(__name__)
+
+PARTS = ("encoder", "decoder", "classifier")
+
+
+def configure_threads(intra_op: int) -> None:
+    """Must run before the first TensorFlow op; 0 keeps TensorFlow's own choice."""
+    if intra_op:
+        tf.config.threading.set_intra_op_parallelism_threads(intra_op)
+        tf.config.threading.set_inter_op_parallelism_threads(1)
+
+
+@dataclass
+class ModelVersion:
+    """A loaded, warmed-up model version. Array in, array out; thread-safe (TF functions)."""
+
+    manifest: Manifest
+    path: Path
+    _functions: dict[str, Any]
+    _modules: list[Any]  # loaded SavedModels: their variables live as long as these do
+
+    @property
+    def name(self) -> str:
+        return self.manifest.name
+
+    @property
+    def version(self) -> int:
+        return self.manifest.version
+
+    def _call(self, part: str, value: np.ndarray) -> dict[str, np.ndarray]:
+        (input_name,) = self.manifest.signatures[part]["inputs"]
+        outputs = self._functions[part](**{input_name: tf.constant(value)})
+        return {key: tensor.numpy() for key, tensor in outputs.items()}
+
+    def encode(self, pixels: np.ndarray) -> np.ndarray:
+        """uint8 (n, 28, 28) -> float32 (n, latent_dim)."""
+        return self._call("encoder", pixels)["latent"]
+
+    def classify_latents(self, latents: np.ndarray) -> np.ndarray:
+        """float32 (n, latent_dim) -> class probabilities (n, classes)."""
+        return self._call("classifier", latents)["probabilities"]
+
+    def decode_latents(self, latents: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """float32 (n, latent_dim) -> (0-1 float reconstruction, uint8 pixels), (n, 28, 28)."""
+        outputs = self._call("decoder", latents)
+        return outputs["reconstruction"], outputs["pixels"]
+
+
+def load_version(path: Path, manifest: Manifest) -> ModelVersion:
+    """Load the three SavedModels (already checksum-verified) and answer one warm-up call."""
+    modules = {part: tf.saved_model.load(str(path / part)) for part in PARTS}
+    functions = {part: module.signatures["serving_default"] for part, module in modules.items()}
+    model = ModelVersion(manifest, path, functions, list(modules.values()))
+    warm = np.zeros((1, *manifest.input_shape), dtype=np.uint8)
+    latents = model.encode(warm)
+    if latents.shape != (1, manifest.latent_dim):
+        raise ValueError(
+            f"{path}: encoder returned shape {latents.shape}, manifest says "
+            f"(1, {manifest.latent_dim})"
+        )
+    model.classify_latents(latents)
+    model.decode_latents(latents)
+    logger.info("loaded %s version %d from %s", manifest.name, manifest.version, path)
+    return model

@@ -1,0 +1,85 @@
+"""App factory and lifespan."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI
+
+from app.errors import install_error_handlers
+from app.inference import configure_threads, load_version
+from app.limits import BodyLimitMiddleware
+from app.registry import Loader, ModelRegistry
+from app.routes import router
+from app.runner import Runner
+from app.schemas import InstancesRequest
+from app.settings import Settings
+
+logger = logging.getLogger(__name__)
+
+DESCRIPTION = """
+Serve a convolutional autoencoder's latent space: **/embed** returns latent features,
+**/reconstruct** the decoder's reconstruction, **/classify** a classifier head's prediction
+on those latents. Each takes one or more 28x28-ish grayscale images as multipart parts named
+`file`, as a raw `image/*` body, or as JSON `{"instances": [...]}`.
+"""
+
+
+async def _load_in_background(app: FastAPI) -> None:
+    registry: ModelRegistry = app.state.registry
+    try:
+        await asyncio.to_thread(registry.load)
+    except Exception as err:
+        app.state.load_error = f"{type(err).__name__}: {err}"
+        logger.critical("model loading failed; the service stays unready: %s", err)
+
+
+@asynccontextmanager
+async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    settings: Settings = app.state.settings
+    configure_threads(settings.inference_threads)
+    app.state.registry.plan()  # manifests and checksums: fails start-up right away
+    loading = asyncio.create_task(_load_in_background(app))
+    yield
+    await loading  # never leave a loader thread running into interpreter shutdown
+
+
+def _openapi_with_instances(app: FastAPI) -> dict[str, Any]:
+    if app.openapi_schema is None:
+        schema = FastAPI.openapi(app)
+        components = schema.setdefault("components", {}).setdefault("schemas", {})
+        components.update(
+            InstancesRequest.model_json_schema(ref_template="#/components/schemas/{model}").pop(
+                "$defs", {}
+            )
+        )
+        components["InstancesRequest"] = InstancesRequest.model_json_schema(
+            ref_template="#/components/schemas/{model}"
+        )
+        components["InstancesRequest"].pop("$defs", None)
+        app.openapi_schema = schema
+    return app.openapi_schema
+
+
+def create_app(
+    settings: Settings, loader: Loader = load_version, runner: Runner | None = None
+) -> FastAPI:
+    app = FastAPI(title="latentserve", version="0.1.0", description=DESCRIPTION, lifespan=lifespan)
+    app.state.settings = settings
+    app.state.registry = ModelRegistry(settings, loader)
+    app.state.runner = runner or Runner()
+    app.state.load_error = None
+    app.include_router(router)
+    install_error_handlers(app)
+    app.add_middleware(BodyLimitMiddleware, max_body_bytes=settings.max_body_bytes)
+    app.openapi = lambda: _openapi_with_instances(app)  # type: ignore[method-assign]
+    return app
+
+
+def app_from_env() -> FastAPI:
+    """uvicorn factory: `uvicorn --factory app.main:app_from_env`."""
+    return create_app(Settings())

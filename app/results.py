@@ -1,0 +1,104 @@
+"""Model outputs -> response schemas (no HTTP, no TensorFlow)."""
+
+from __future__ import annotations
+
+import base64
+import io
+
+import numpy as np
+from PIL import Image
+
+from app.inference import ModelVersion
+from app.repository import Manifest
+from app.schemas import (
+    ClassifyResponse,
+    ClassScore,
+    EmbedResponse,
+    Limits,
+    ModelInfo,
+    ModelRef,
+    Prediction,
+    Reconstruction,
+    ReconstructResponse,
+)
+from app.settings import Settings
+
+
+def model_ref(model: ModelVersion) -> ModelRef:
+    return ModelRef(name=model.name, version=model.version)
+
+
+def classify_response(
+    model: ModelVersion, probabilities: np.ndarray, top_k: int | None
+) -> ClassifyResponse:
+    names = model.manifest.class_names
+    predictions = []
+    for row in probabilities.astype(float):
+        best = int(row.argmax())
+        top = None
+        if top_k:
+            order = np.argsort(-row, kind="stable")[:top_k]
+            top = [ClassScore(label=int(i), class_name=names[i], confidence=row[i]) for i in order]
+        predictions.append(
+            Prediction(
+                label=best,
+                class_name=names[best],
+                confidence=row[best],
+                probabilities=row.tolist(),
+                top_k=top,
+            )
+        )
+    return ClassifyResponse(model=model_ref(model), predictions=predictions)
+
+
+def embed_response(model: ModelVersion, latents: np.ndarray, normalize: bool) -> EmbedResponse:
+    if normalize:
+        norms = np.linalg.norm(latents, axis=1, keepdims=True)
+        latents = latents / np.where(norms == 0, 1, norms)  # an all-zero latent stays zero
+    return EmbedResponse(
+        model=model_ref(model), dim=latents.shape[1], embeddings=latents.astype(float).tolist()
+    )
+
+
+def encode_png(pixels: np.ndarray) -> bytes:
+    buffer = io.BytesIO()
+    Image.fromarray(pixels, mode="L").save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def reconstruction_errors(images: np.ndarray, reconstructions: np.ndarray) -> np.ndarray:
+    """Per-image mean squared error on the 0-1 scale."""
+    target = images.astype(np.float32) / 255.0
+    return np.asarray(np.mean((reconstructions - target) ** 2, axis=(1, 2)))
+
+
+def reconstruct_response(
+    model: ModelVersion, images: np.ndarray, reconstructions: np.ndarray, pixels: np.ndarray
+) -> ReconstructResponse:
+    errors = reconstruction_errors(images, reconstructions)
+    items = [
+        Reconstruction(image_png=base64.b64encode(encode_png(p)).decode(), error=float(e))
+        for p, e in zip(pixels, errors, strict=True)
+    ]
+    return ReconstructResponse(model=model_ref(model), reconstructions=items)
+
+
+def model_info(manifest: Manifest, settings: Settings, default: bool) -> ModelInfo:
+    return ModelInfo(
+        name=manifest.name,
+        version=manifest.version,
+        dataset=manifest.dataset.model_dump(),
+        class_names=manifest.class_names,
+        input=manifest.input.model_dump(),
+        latent_dim=manifest.latent.dim,
+        latent_shape=manifest.latent.shape,
+        metrics=manifest.metrics,
+        signatures=manifest.signatures,
+        created=manifest.created,
+        limits=Limits(
+            max_body_bytes=settings.max_body_bytes,
+            max_images=settings.max_images,
+            max_image_pixels=settings.max_image_pixels,
+        ),
+        default=default,
+    )

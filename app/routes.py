@@ -1,0 +1,232 @@
+"""HTTP routes: parse the request, make one typed call, shape the response."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Query, Request
+from fastapi.responses import JSONResponse, Response
+from starlette.concurrency import run_in_threadpool
+
+from app import results
+from app.errors import ModelNotFound, NotReady
+from app.images import ImageOptions, Invert
+from app.inference import ModelVersion
+from app.registry import ModelRegistry
+from app.runner import Runner
+from app.schemas import (
+    ClassifyResponse,
+    EmbedResponse,
+    ErrorResponse,
+    Health,
+    InstancesRequest,
+    ModelInfo,
+    ModelList,
+    ReconstructResponse,
+)
+from app.settings import Settings
+from app.uploads import read_images
+
+router = APIRouter()
+
+PNG = "image/png"
+IMAGE_BODY: dict[str, Any] = {
+    "requestBody": {
+        "required": True,
+        "description": "One or more images, in any of three forms.",
+        "content": {
+            "multipart/form-data": {
+                "schema": {
+                    "type": "object",
+                    "properties": {
+                        "file": {"type": "array", "items": {"type": "string", "format": "binary"}}
+                    },
+                    "required": ["file"],
+                },
+                "encoding": {"file": {"contentType": "image/*"}},
+            },
+            "image/*": {"schema": {"type": "string", "format": "binary"}},
+            "application/json": {"schema": {"$ref": "#/components/schemas/InstancesRequest"}},
+        },
+    }
+}
+ERRORS: dict[int | str, dict[str, Any]] = {
+    code: {"model": ErrorResponse, "description": text}
+    for code, text in {
+        400: "malformed request",
+        404: "unknown model",
+        413: "body or image count over the limit",
+        415: "unsupported content type",
+        422: "undecodable or invalid image (error.index names it)",
+        503: "models not loaded yet",
+    }.items()
+}
+
+
+def get_settings(request: Request) -> Settings:
+    settings: Settings = request.app.state.settings
+    return settings
+
+
+def get_registry(request: Request) -> ModelRegistry:
+    registry: ModelRegistry = request.app.state.registry
+    return registry
+
+
+def get_runner(request: Request) -> Runner:
+    runner: Runner = request.app.state.runner
+    return runner
+
+
+ModelName = Annotated[
+    str | None, Query(description="model to use; default: the service's default model")
+]
+Resize = Annotated[
+    bool, Query(description="fit non-28x28 images into 28x28; false makes them a 422")
+]
+InvertQuery = Annotated[
+    Invert,
+    Query(
+        description="invert polarity: auto detects dark strokes on a light ground by the "
+        "image border; true/false force it"
+    ),
+]
+RegistryDep = Annotated[ModelRegistry, Depends(get_registry)]
+RunnerDep = Annotated[Runner, Depends(get_runner)]
+SettingsDep = Annotated[Settings, Depends(get_settings)]
+
+
+async def _model_and_images(
+    request: Request,
+    registry: ModelRegistry,
+    settings: Settings,
+    model: str | None,
+    resize: bool,
+    invert: Invert,
+) -> tuple[ModelVersion, Any]:
+    version = registry.get(model)
+    spec = version.manifest.input
+    options = ImageOptions(
+        max_pixels=settings.max_image_pixels,
+        resize=resize,
+        invert=invert,
+        fit_box=spec.fit_box,
+        centre_of_mass=spec.centre_of_mass,
+    )
+    return version, await read_images(request, options, settings.max_images)
+
+
+@router.post(
+    "/classify", response_model=ClassifyResponse, responses=ERRORS, openapi_extra=IMAGE_BODY
+)
+async def classify(
+    request: Request,
+    registry: RegistryDep,
+    runner: RunnerDep,
+    settings: SettingsDep,
+    model: ModelName = None,
+    resize: Resize = True,
+    invert: InvertQuery = "auto",
+    top_k: Annotated[int | None, Query(ge=1, description="also list the k best classes")] = None,
+) -> ClassifyResponse:
+    version, images = await _model_and_images(request, registry, settings, model, resize, invert)
+    probabilities = await runner.classify(version, images)
+    return results.classify_response(version, probabilities, top_k)
+
+
+@router.post("/embed", response_model=EmbedResponse, responses=ERRORS, openapi_extra=IMAGE_BODY)
+async def embed(
+    request: Request,
+    registry: RegistryDep,
+    runner: RunnerDep,
+    settings: SettingsDep,
+    model: ModelName = None,
+    resize: Resize = True,
+    invert: InvertQuery = "auto",
+    normalize: Annotated[bool, Query(description="return unit-length (L2) vectors")] = False,
+) -> EmbedResponse:
+    version, images = await _model_and_images(request, registry, settings, model, resize, invert)
+    latents = await runner.embed(version, images)
+    return results.embed_response(version, latents, normalize)
+
+
+def _wants_png(request: Request) -> bool:
+    """True when the client prefers image/png over JSON (the first of them it lists)."""
+    for item in request.headers.get("accept", "").split(","):
+        media = item.split(";")[0].strip().lower()
+        if media in (PNG, "application/json"):
+            return media == PNG
+    return False
+
+
+@router.post(
+    "/reconstruct",
+    response_model=ReconstructResponse,
+    responses={
+        **ERRORS,
+        200: {
+            "content": {PNG: {}},
+            "description": "JSON, or with `Accept: image/png` and one input image, the PNG itself",
+        },
+    },
+    openapi_extra=IMAGE_BODY,
+)
+async def reconstruct(
+    request: Request,
+    registry: RegistryDep,
+    runner: RunnerDep,
+    settings: SettingsDep,
+    model: ModelName = None,
+    resize: Resize = True,
+    invert: InvertQuery = "auto",
+) -> Response | ReconstructResponse:
+    version, images = await _model_and_images(request, registry, settings, model, resize, invert)
+    reconstructions, pixels = await runner.reconstruct(version, images)
+    if _wants_png(request) and len(images) == 1:
+        png = await run_in_threadpool(results.encode_png, pixels[0])
+        error = results.reconstruction_errors(images, reconstructions)[0]
+        headers = {
+            "X-Model-Name": version.name,
+            "X-Model-Version": str(version.version),
+            "X-Reconstruction-Error": f"{error:.6g}",
+        }
+        return Response(png, media_type=PNG, headers=headers)
+    return await run_in_threadpool(
+        results.reconstruct_response, version, images, reconstructions, pixels
+    )
+
+
+@router.get("/models", response_model=ModelList)
+async def list_models(registry: RegistryDep, settings: SettingsDep) -> ModelList:
+    return ModelList(
+        models=[
+            results.model_info(m, settings, name == registry.default_name)
+            for name, m in registry.manifests().items()
+        ]
+    )
+
+
+@router.get("/models/{name}", response_model=ModelInfo, responses={404: ERRORS[404]})
+async def get_model(name: str, registry: RegistryDep, settings: SettingsDep) -> ModelInfo:
+    manifests = registry.manifests()
+    if name not in manifests:
+        raise ModelNotFound(f"unknown model {name!r}; available: {sorted(manifests)}")
+    return results.model_info(manifests[name], settings, name == registry.default_name)
+
+
+@router.get("/healthz", response_model=Health)
+async def healthz() -> Health:
+    """The process is up and answering (says nothing about the models)."""
+    return Health(status="alive")
+
+
+@router.get("/readyz", response_model=Health, responses={503: ERRORS[503]})
+async def readyz(registry: RegistryDep) -> Health | JSONResponse:
+    """200 once every configured model is loaded and has answered a warm-up inference."""
+    if not registry.ready:
+        raise NotReady("models are still loading")
+    return Health(status="ready", models={n: m.version for n, m in registry.manifests().items()})
+
+
+# Referenced from IMAGE_BODY's $ref; registering it here puts it in components/schemas.
+__all__ = ["InstancesRequest", "router"]

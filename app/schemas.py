@@ -1,0 +1,99 @@
+"""Request and response schemas (what /docs shows)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+
+class ModelRef(BaseModel):
+    name: str
+    version: int
+
+
+class ClassScore(BaseModel):
+    label: int
+    class_name: str
+    confidence: float
+
+
+class Prediction(BaseModel):
+    label: int = Field(description="index of the most probable class")
+    class_name: str
+    confidence: float = Field(description="probability of that class")
+    probabilities: list[float] = Field(description="one probability per class, in label order")
+    top_k: list[ClassScore] | None = Field(
+        None, description="the k most probable classes, best first (only with ?top_k=k)"
+    )
+
+
+class ClassifyResponse(BaseModel):
+    model: ModelRef
+    predictions: list[Prediction]
+
+
+class EmbedResponse(BaseModel):
+    model: ModelRef
+    dim: int = Field(description="length of every embedding")
+    embeddings: list[list[float]]
+
+
+class Reconstruction(BaseModel):
+    image_png: str = Field(description="base64 of a 28x28 8-bit grayscale PNG")
+    error: float = Field(description="mean squared error against the input, 0-1 pixel scale")
+
+
+class ReconstructResponse(BaseModel):
+    model: ModelRef
+    reconstructions: list[Reconstruction]
+
+
+class Limits(BaseModel):
+    max_body_bytes: int
+    max_images: int
+    max_image_pixels: int
+
+
+class ModelInfo(BaseModel):
+    name: str
+    version: int
+    dataset: dict[str, Any]
+    class_names: list[str]
+    input: dict[str, Any]
+    latent_dim: int
+    latent_shape: list[int]
+    metrics: dict[str, Any] = Field(description="test-split metrics measured at training")
+    signatures: dict[str, Any]
+    created: str
+    limits: Limits
+    default: bool = Field(description="served when a request names no model")
+
+
+class ModelList(BaseModel):
+    models: list[ModelInfo]
+
+
+class Health(BaseModel):
+    status: str
+    models: dict[str, int] = Field(default_factory=dict, description="loaded name -> version")
+
+
+class Base64Image(BaseModel):
+    b64: str = Field(description="base64 of an image file (PNG, JPEG, ...)")
+
+
+class InstancesRequest(BaseModel):
+    """application/json body: each instance a base64 image file or a 28x28 array of 0-255."""
+
+    instances: list[Base64Image | list[list[float]]] = Field(min_length=1)
+
+
+class ErrorDetail(BaseModel):
+    type: str
+    message: str
+    index: int | None = Field(None, description="the offending image, 0-based, where one is")
+
+
+class ErrorResponse(BaseModel):
+    error: ErrorDetail

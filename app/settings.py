@@ -1,0 +1,63 @@
+"""Service configuration: one pydantic-settings class, every field from LATENTSERVE_* env vars."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import Field, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+LogLevel = Literal["critical", "error", "warning", "info", "debug"]
+
+
+def _split_names(value: object) -> object:
+    if isinstance(value, str):
+        return [name.strip() for name in value.split(",") if name.strip()]
+    return value
+
+
+class Settings(BaseSettings):
+    """Read once at start; invalid values stop the process with a message naming the field."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="LATENTSERVE_", extra="forbid", use_attribute_docstrings=True
+    )
+
+    model_repository: Path = Path("models")
+    """Directory laid out as <name>/<version>/{encoder,decoder,classifier,manifest.json}."""
+    models: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    """Comma-separated model names to load; empty means every model in the repository."""
+    default_model: str | None = None
+    """Model used when a request has no ?model=; empty means the first loaded (sorted)."""
+    max_body_bytes: int = Field(default=8 * 1024 * 1024, gt=0)
+    """Largest request body accepted, in bytes (larger: 413)."""
+    max_images: int = Field(default=256, gt=0)
+    """Most images in one request (more: 413)."""
+    max_image_pixels: int = Field(default=4096 * 4096, gt=0)
+    """Most pixels (width x height) one uploaded image may declare; checked before decoding."""
+    inference_threads: int = Field(default=0, ge=0)
+    """TensorFlow intra-op threads per worker; 0 lets TensorFlow decide."""
+    host: str = "127.0.0.1"
+    """Address uvicorn binds to (0.0.0.0 in the container)."""
+    port: int = Field(default=8000, ge=1, le=65535)
+    """TCP port uvicorn listens on."""
+    workers: int = Field(default=1, ge=1)
+    """uvicorn worker processes; each loads its own copy of the models."""
+    log_level: LogLevel = "info"
+    """Log level for the service and uvicorn."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _parse_lists(cls, data: object) -> object:
+        if isinstance(data, dict) and "models" in data:
+            data = {**data, "models": _split_names(data["models"])}
+        return data
+
+    @model_validator(mode="after")
+    def _check_repository(self) -> Settings:
+        if not self.model_repository.is_dir():
+            raise ValueError(f"model_repository {self.model_repository} is not a directory")
+        if self.default_model and self.models and self.default_model not in self.models:
+            raise ValueError(f"default_model {self.default_model!r} is not in models {self.models}")
+        return self

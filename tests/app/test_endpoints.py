@@ -1,0 +1,205 @@
+"""Every endpoint, every input form, through a real uvicorn server on 127.0.0.1."""
+
+from __future__ import annotations
+
+import base64
+import io
+
+import httpx
+import numpy as np
+import pytest
+from PIL import Image
+
+from app.inference import load_version
+from app.repository import latest_version
+from app.settings import Settings
+from tests.app.conftest import digit_like, png_bytes
+
+ENDPOINTS = ("/classify", "/embed", "/reconstruct")
+
+
+@pytest.fixture(scope="module")
+def reference(settings: Settings) -> dict[str, object]:
+    """Direct (in-process) outputs of the tiny mnist model for three test images."""
+    model = load_version(*latest_version(settings.model_repository, "mnist"))
+    images = np.stack([digit_like(s) for s in (1, 5, 8)])
+    latents = model.encode(images)
+    reconstruction, pixels = model.decode_latents(latents)
+    return {
+        "images": images,
+        "latents": latents,
+        "probabilities": model.classify_latents(latents),
+        "reconstruction": reconstruction,
+        "pixels": pixels,
+    }
+
+
+def multipart(images: np.ndarray) -> dict[str, object]:
+    return {
+        "files": [("file", (f"{i}.png", png_bytes(im), "image/png")) for i, im in enumerate(images)]
+    }
+
+
+def json_arrays(images: np.ndarray) -> dict[str, object]:
+    return {"json": {"instances": [im.tolist() for im in images]}}
+
+
+def json_b64(images: np.ndarray) -> dict[str, object]:
+    return {
+        "json": {"instances": [{"b64": base64.b64encode(png_bytes(im)).decode()} for im in images]}
+    }
+
+
+FORMS = {"multipart": multipart, "json-array": json_arrays, "json-b64": json_b64}
+
+
+@pytest.mark.parametrize("endpoint", ENDPOINTS)
+@pytest.mark.parametrize("form", FORMS)
+def test_every_form_gives_the_models_outputs_in_request_order(
+    client: httpx.Client, reference: dict, endpoint: str, form: str
+) -> None:
+    images = reference["images"]
+    response = client.post(endpoint, **FORMS[form](images))
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["model"] == {"name": "mnist", "version": 1}
+    if endpoint == "/classify":
+        got = np.array([p["probabilities"] for p in body["predictions"]])
+        np.testing.assert_allclose(got, reference["probabilities"], atol=1e-5)
+        assert [p["label"] for p in body["predictions"]] == list(got.argmax(axis=1))
+    elif endpoint == "/embed":
+        np.testing.assert_allclose(np.array(body["embeddings"]), reference["latents"], atol=1e-5)
+    else:
+        decoded = [
+            np.asarray(Image.open(io.BytesIO(base64.b64decode(r["image_png"]))))
+            for r in body["reconstructions"]
+        ]
+        np.testing.assert_array_equal(np.stack(decoded), reference["pixels"])
+        expected = np.mean((reference["reconstruction"] - images / 255.0) ** 2, axis=(1, 2))
+        np.testing.assert_allclose(
+            [r["error"] for r in body["reconstructions"]], expected, rtol=1e-4
+        )
+
+
+@pytest.mark.parametrize("endpoint", ENDPOINTS)
+def test_raw_image_body(client: httpx.Client, reference: dict, endpoint: str) -> None:
+    response = client.post(
+        endpoint, content=png_bytes(reference["images"][1]), headers={"content-type": "image/png"}
+    )
+    assert response.status_code == 200, response.text
+    if endpoint == "/embed":
+        np.testing.assert_allclose(
+            response.json()["embeddings"][0], reference["latents"][1], atol=1e-5
+        )
+
+
+def test_order_is_kept_for_a_batch(client: httpx.Client, reference: dict) -> None:
+    images = reference["images"][::-1]
+    body = client.post("/embed", **multipart(images)).json()
+    np.testing.assert_allclose(body["embeddings"], reference["latents"][::-1], atol=1e-5)
+
+
+def test_embed_dimension_and_normalisation(client: httpx.Client, reference: dict) -> None:
+    body = client.post("/embed?normalize=true", **json_arrays(reference["images"])).json()
+    vectors = np.array(body["embeddings"])
+    assert body["dim"] == vectors.shape[1] == reference["latents"].shape[1]
+    np.testing.assert_allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-6)
+    direction = reference["latents"] / np.linalg.norm(reference["latents"], axis=1, keepdims=True)
+    np.testing.assert_allclose(vectors, direction, atol=1e-5)
+
+
+def test_top_k_lists_best_classes_first(client: httpx.Client, reference: dict) -> None:
+    body = client.post("/classify?top_k=3", **json_arrays(reference["images"][:1])).json()
+    prediction = body["predictions"][0]
+    top = prediction["top_k"]
+    assert len(top) == 3
+    assert top[0]["label"] == prediction["label"]
+    assert [t["confidence"] for t in top] == sorted((t["confidence"] for t in top), reverse=True)
+    assert top[0]["class_name"] == str(prediction["label"])  # mnist classes are "0".."9"
+
+
+def test_model_query_picks_the_model(client: httpx.Client, reference: dict) -> None:
+    data = json_arrays(reference["images"][:1])
+    mnist = client.post("/classify", **data).json()
+    fashion = client.post("/classify?model=fashion-mnist", **data).json()
+    assert mnist["model"]["name"] == "mnist"
+    assert fashion["model"]["name"] == "fashion-mnist"
+    assert fashion["predictions"][0]["class_name"] in {
+        "T-shirt/top",
+        "Trouser",
+        "Pullover",
+        "Dress",
+        "Coat",
+        "Sandal",
+        "Shirt",
+        "Sneaker",
+        "Bag",
+        "Ankle boot",
+    }
+
+
+def test_reconstruct_png_round_trip(client: httpx.Client, reference: dict) -> None:
+    response = client.post(
+        "/reconstruct",
+        content=png_bytes(reference["images"][0]),
+        headers={"content-type": "image/png", "accept": "image/png"},
+    )
+    assert response.status_code == 200
+    assert response.headers["content-type"] == "image/png"
+    assert response.headers["x-model-version"] == "1"
+    image = Image.open(io.BytesIO(response.content))
+    assert (image.mode, image.size) == ("L", (28, 28))
+    np.testing.assert_array_equal(np.asarray(image), reference["pixels"][0])
+
+
+def test_dark_on_light_upload_is_inverted_automatically(client: httpx.Client) -> None:
+    light = digit_like(3)
+    on_white = 255 - light
+    auto = client.post("/embed", **json_arrays(on_white[None])).json()["embeddings"]
+    native = client.post("/embed", **json_arrays(light[None])).json()["embeddings"]
+    forced_off = client.post("/embed?invert=false", **json_arrays(on_white[None])).json()
+    np.testing.assert_allclose(auto, native, atol=1e-6)
+    assert not np.allclose(forced_off["embeddings"], native, atol=1e-3)
+
+
+def test_larger_upload_is_fitted_unless_resize_false(client: httpx.Client) -> None:
+    big = np.asarray(Image.fromarray(digit_like(4)).resize((84, 84)))
+    files = {"files": [("file", ("big.png", png_bytes(big), "image/png"))]}
+    assert client.post("/classify", **files).status_code == 200
+    refused = client.post("/classify?resize=false", **files)
+    assert refused.status_code == 422
+    assert refused.json()["error"]["index"] == 0
+
+
+def test_model_metadata(client: httpx.Client, settings: Settings) -> None:
+    listing = client.get("/models").json()["models"]
+    assert [m["name"] for m in listing] == ["fashion-mnist", "mnist"]
+    mnist = client.get("/models/mnist").json()
+    assert mnist["default"] is True
+    assert mnist["class_names"] == [str(d) for d in range(10)]
+    assert mnist["input"]["dtype"] == "uint8"
+    assert mnist["latent_dim"] == int(np.prod(mnist["latent_shape"]))
+    assert "accuracy" in mnist["metrics"]
+    assert mnist["limits"] == {
+        "max_body_bytes": settings.max_body_bytes,
+        "max_images": settings.max_images,
+        "max_image_pixels": settings.max_image_pixels,
+    }
+    missing = client.get("/models/nope")
+    assert missing.status_code == 404
+    assert missing.json()["error"]["type"] == "model_not_found"
+
+
+def test_health_and_openapi(client: httpx.Client) -> None:
+    assert client.get("/healthz").json() == {"status": "alive", "models": {}}
+    assert client.get("/readyz").json() == {
+        "status": "ready",
+        "models": {"fashion-mnist": 1, "mnist": 1},
+    }
+    spec = client.get("/openapi.json").json()
+    for path in ENDPOINTS:
+        content = spec["paths"][path]["post"]["requestBody"]["content"]
+        assert set(content) == {"multipart/form-data", "image/*", "application/json"}
+        assert "422" in spec["paths"][path]["post"]["responses"]
+    assert "InstancesRequest" in spec["components"]["schemas"]
+    assert client.get("/docs").status_code == 200

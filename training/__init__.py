@@ -1,0 +1,1 @@
+"""Offline training: autoencoder, classifier head, evaluation and SavedModel export."""

