@@ -5,7 +5,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install run test lint datasets train-all clean
+.PHONY: install run test lint datasets train-all bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -33,6 +33,11 @@ test: lint datasets
 train-all: datasets
 	$(BIN)/python -m training train --dataset fashion-mnist --out models
 	$(BIN)/python -m training train --dataset mnist --out models
+
+# Throughput benchmark against same-run baselines (needs wrk; loopback only, ~4 minutes).
+bench: install
+	command -v wrk >/dev/null || apt-get install -y -qq wrk
+	$(BIN)/python bench/run.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

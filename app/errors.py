@@ -7,6 +7,8 @@
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
@@ -16,6 +18,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 class ServiceError(Exception):
     status_code = 500
     error_type = "internal_error"
+    headers: ClassVar[dict[str, str] | None] = None
 
     def __init__(self, message: str, index: int | None = None) -> None:
         super().__init__(message)
@@ -48,6 +51,12 @@ class InvalidImage(ServiceError):
     error_type = "invalid_image"
 
 
+class QueueFull(ServiceError):
+    status_code = 429
+    error_type = "queue_full"
+    headers: ClassVar[dict[str, str] | None] = {"Retry-After": "1"}
+
+
 class NotReady(ServiceError):
     status_code = 503
     error_type = "not_ready"
@@ -62,7 +71,9 @@ def error_body(error_type: str, message: str, index: int | None = None) -> dict[
 
 def _render(error: ServiceError) -> JSONResponse:
     return JSONResponse(
-        error_body(error.error_type, error.message, error.index), status_code=error.status_code
+        error_body(error.error_type, error.message, error.index),
+        status_code=error.status_code,
+        headers=error.headers,
     )
 
 

@@ -13,9 +13,10 @@ from fastapi import FastAPI
 from app.errors import install_error_handlers
 from app.inference import configure_threads, load_version
 from app.limits import BodyLimitMiddleware
+from app.metrics import Metrics, MetricsMiddleware
 from app.registry import Loader, ModelRegistry
 from app.routes import router
-from app.runner import Runner
+from app.runner import Runner, make_runner
 from app.schemas import InstancesRequest
 from app.settings import Settings
 
@@ -46,6 +47,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     loading = asyncio.create_task(_load_in_background(app))
     yield
     await loading  # never leave a loader thread running into interpreter shutdown
+    await app.state.runner.close()
 
 
 def _openapi_with_instances(app: FastAPI) -> dict[str, Any]:
@@ -71,11 +73,13 @@ def create_app(
     app = FastAPI(title="latentserve", version="0.1.0", description=DESCRIPTION, lifespan=lifespan)
     app.state.settings = settings
     app.state.registry = ModelRegistry(settings, loader)
-    app.state.runner = runner or Runner()
+    app.state.metrics = Metrics()
+    app.state.runner = runner or make_runner(settings, app.state.metrics)
     app.state.load_error = None
     app.include_router(router)
     install_error_handlers(app)
     app.add_middleware(BodyLimitMiddleware, max_body_bytes=settings.max_body_bytes)
+    app.add_middleware(MetricsMiddleware, metrics=app.state.metrics)  # outermost: sees all
     app.openapi = lambda: _openapi_with_instances(app)  # type: ignore[method-assign]
     return app
 

@@ -95,10 +95,6 @@ def model_info(manifest: Manifest, settings: Settings, default: bool) -> ModelIn
         metrics=manifest.metrics,
         signatures=manifest.signatures,
         created=manifest.created,
-        limits=Limits(
-            max_body_bytes=settings.max_body_bytes,
-            max_images=settings.max_images,
-            max_image_pixels=settings.max_image_pixels,
-        ),
+        limits=Limits.model_validate(settings.model_dump(include=set(Limits.model_fields))),
         default=default,
     )

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Annotated, Any
 
+import numpy as np
 from fastapi import APIRouter, Depends, Query, Request
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import JSONResponse, PlainTextResponse, Response
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.concurrency import run_in_threadpool
 
 from app import results
+from app.batcher import Timing
 from app.errors import ModelNotFound, NotReady
 from app.images import ImageOptions, Invert
 from app.inference import ModelVersion
@@ -96,14 +100,23 @@ RunnerDep = Annotated[Runner, Depends(get_runner)]
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 
 
-async def _model_and_images(
+@dataclass(frozen=True)
+class ImageBatch:
+    """The model a request picked and its images, uint8 (n, 28, 28) in request order."""
+
+    model: ModelVersion
+    images: np.ndarray
+
+
+async def image_batch(
     request: Request,
-    registry: ModelRegistry,
-    settings: Settings,
-    model: str | None,
-    resize: bool,
-    invert: Invert,
-) -> tuple[ModelVersion, Any]:
+    registry: RegistryDep,
+    settings: SettingsDep,
+    model: ModelName = None,
+    resize: Resize = True,
+    invert: InvertQuery = "auto",
+) -> ImageBatch:
+    """Dependency shared by the image endpoints: resolve the model, then read the images."""
     version = registry.get(model)
     spec = version.manifest.input
     options = ImageOptions(
@@ -113,41 +126,45 @@ async def _model_and_images(
         fit_box=spec.fit_box,
         centre_of_mass=spec.centre_of_mass,
     )
-    return version, await read_images(request, options, settings.max_images)
+    return ImageBatch(version, await read_images(request, options, settings.max_images))
+
+
+ImagesDep = Annotated[ImageBatch, Depends(image_batch)]
+
+
+def _timing_headers(response: Response, model: ModelVersion, timing: Timing) -> None:
+    """Every image response names the model version and how long it queued and ran."""
+    response.headers["X-Model-Name"] = model.name
+    response.headers["X-Model-Version"] = str(model.version)
+    response.headers["X-Queue-Time-Ms"] = f"{timing.queue_s * 1000:.3f}"
+    response.headers["X-Inference-Time-Ms"] = f"{timing.inference_s * 1000:.3f}"
+    response.headers["X-Batch-Images"] = str(timing.batch_images)
 
 
 @router.post(
     "/classify", response_model=ClassifyResponse, responses=ERRORS, openapi_extra=IMAGE_BODY
 )
 async def classify(
-    request: Request,
-    registry: RegistryDep,
+    batch: ImagesDep,
     runner: RunnerDep,
-    settings: SettingsDep,
-    model: ModelName = None,
-    resize: Resize = True,
-    invert: InvertQuery = "auto",
+    response: Response,
     top_k: Annotated[int | None, Query(ge=1, description="also list the k best classes")] = None,
 ) -> ClassifyResponse:
-    version, images = await _model_and_images(request, registry, settings, model, resize, invert)
-    probabilities = await runner.classify(version, images)
-    return results.classify_response(version, probabilities, top_k)
+    (probabilities,), timing = await runner.run(batch.model, "classify", batch.images)
+    _timing_headers(response, batch.model, timing)
+    return results.classify_response(batch.model, probabilities, top_k)
 
 
 @router.post("/embed", response_model=EmbedResponse, responses=ERRORS, openapi_extra=IMAGE_BODY)
 async def embed(
-    request: Request,
-    registry: RegistryDep,
+    batch: ImagesDep,
     runner: RunnerDep,
-    settings: SettingsDep,
-    model: ModelName = None,
-    resize: Resize = True,
-    invert: InvertQuery = "auto",
+    response: Response,
     normalize: Annotated[bool, Query(description="return unit-length (L2) vectors")] = False,
 ) -> EmbedResponse:
-    version, images = await _model_and_images(request, registry, settings, model, resize, invert)
-    latents = await runner.embed(version, images)
-    return results.embed_response(version, latents, normalize)
+    (latents,), timing = await runner.run(batch.model, "embed", batch.images)
+    _timing_headers(response, batch.model, timing)
+    return results.embed_response(batch.model, latents, normalize)
 
 
 def _wants_png(request: Request) -> bool:
@@ -172,25 +189,17 @@ def _wants_png(request: Request) -> bool:
     openapi_extra=IMAGE_BODY,
 )
 async def reconstruct(
-    request: Request,
-    registry: RegistryDep,
-    runner: RunnerDep,
-    settings: SettingsDep,
-    model: ModelName = None,
-    resize: Resize = True,
-    invert: InvertQuery = "auto",
+    request: Request, batch: ImagesDep, runner: RunnerDep, response: Response
 ) -> Response | ReconstructResponse:
-    version, images = await _model_and_images(request, registry, settings, model, resize, invert)
-    reconstructions, pixels = await runner.reconstruct(version, images)
+    version, images = batch.model, batch.images
+    (reconstructions, pixels), timing = await runner.run(version, "reconstruct", images)
     if _wants_png(request) and len(images) == 1:
         png = await run_in_threadpool(results.encode_png, pixels[0])
         error = results.reconstruction_errors(images, reconstructions)[0]
-        headers = {
-            "X-Model-Name": version.name,
-            "X-Model-Version": str(version.version),
-            "X-Reconstruction-Error": f"{error:.6g}",
-        }
-        return Response(png, media_type=PNG, headers=headers)
+        response = Response(png, media_type=PNG, headers={"X-Reconstruction-Error": f"{error:.6g}"})
+        _timing_headers(response, version, timing)
+        return response
+    _timing_headers(response, version, timing)
     return await run_in_threadpool(
         results.reconstruct_response, version, images, reconstructions, pixels
     )
@@ -212,6 +221,13 @@ async def get_model(name: str, registry: RegistryDep, settings: SettingsDep) -> 
     if name not in manifests:
         raise ModelNotFound(f"unknown model {name!r}; available: {sorted(manifests)}")
     return results.model_info(manifests[name], settings, name == registry.default_name)
+
+
+@router.get("/metrics", response_class=PlainTextResponse)
+async def metrics(request: Request) -> PlainTextResponse:
+    """Prometheus text exposition of this worker's metrics."""
+    registry = request.app.state.metrics.registry
+    return PlainTextResponse(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
 
 
 @router.get("/healthz", response_model=Health)

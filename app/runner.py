@@ -1,36 +1,77 @@
-"""The seam between routes and TensorFlow: async calls whose blocking work runs in a thread.
+"""The seam between routes and TensorFlow: `run(model, operation, images)`.
 
-Every operation makes exactly one encoder pass per image and feeds its latents on to the
-head or decoder. A server-side batcher can replace this class without touching the routes.
+Every operation makes exactly one encoder pass per image and feeds its latents on to the head
+or decoder. `Runner` gives each request its own model call in a worker thread (the unbatched
+baseline); `BatchingRunner` gathers concurrent requests into shared calls (app.batcher).
 """
 
 from __future__ import annotations
 
+import asyncio
+import time
+from collections.abc import Callable
+from typing import Literal
+
 import numpy as np
-from starlette.concurrency import run_in_threadpool
 
+from app.batcher import Batcher, Outputs, Timing
 from app.inference import ModelVersion
+from app.metrics import Metrics
+from app.settings import Settings
 
+Operation = Literal["embed", "classify", "reconstruct"]
 
-def _classify(model: ModelVersion, images: np.ndarray) -> np.ndarray:
-    return model.classify_latents(model.encode(images))
-
-
-def _reconstruct(model: ModelVersion, images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    return model.decode_latents(model.encode(images))
+OPERATIONS: dict[str, Callable[[ModelVersion, np.ndarray], Outputs]] = {
+    "embed": lambda model, images: (model.encode(images),),
+    "classify": lambda model, images: (model.classify_latents(model.encode(images)),),
+    "reconstruct": lambda model, images: model.decode_latents(model.encode(images)),
+}
 
 
 class Runner:
-    async def embed(self, model: ModelVersion, images: np.ndarray) -> np.ndarray:
-        """uint8 (n, 28, 28) -> latents (n, dim)."""
-        return await run_in_threadpool(model.encode, images)
+    """Unbatched: one model call per request, off the event loop."""
 
-    async def classify(self, model: ModelVersion, images: np.ndarray) -> np.ndarray:
-        """uint8 (n, 28, 28) -> probabilities (n, classes)."""
-        return await run_in_threadpool(_classify, model, images)
+    async def run(
+        self, model: ModelVersion, operation: Operation, images: np.ndarray
+    ) -> tuple[Outputs, Timing]:
+        started = time.perf_counter()
+        outputs = await asyncio.to_thread(OPERATIONS[operation], model, images)
+        return outputs, Timing(0.0, time.perf_counter() - started, len(images))
 
-    async def reconstruct(
-        self, model: ModelVersion, images: np.ndarray
-    ) -> tuple[np.ndarray, np.ndarray]:
-        """uint8 (n, 28, 28) -> (0-1 reconstructions, uint8 pixels), both (n, 28, 28)."""
-        return await run_in_threadpool(_reconstruct, model, images)
+    async def close(self) -> None:
+        """Nothing to release."""
+
+
+class BatchingRunner(Runner):
+    """One dynamic batcher per (model version, operation), created on first use."""
+
+    def __init__(self, settings: Settings, metrics: Metrics) -> None:
+        self._settings = settings
+        self._metrics = metrics
+        self._batchers: dict[tuple[str, int, str], Batcher] = {}
+
+    def _batcher(self, model: ModelVersion, operation: Operation) -> Batcher:
+        key = (model.name, model.version, operation)
+        if key not in self._batchers:
+            call = OPERATIONS[operation]
+            self._batchers[key] = Batcher(
+                lambda images: call(model, images),
+                max_batch=self._settings.max_batch_images,
+                max_delay_s=self._settings.max_batch_delay_ms / 1000,
+                max_queue=self._settings.max_queue_images,
+                stats=self._metrics.batch_stats(model.name, operation),
+            )
+        return self._batchers[key]
+
+    async def run(
+        self, model: ModelVersion, operation: Operation, images: np.ndarray
+    ) -> tuple[Outputs, Timing]:
+        return await self._batcher(model, operation).submit(images)
+
+    async def close(self) -> None:
+        await asyncio.gather(*(b.close() for b in self._batchers.values()))
+        self._batchers.clear()
+
+
+def make_runner(settings: Settings, metrics: Metrics) -> Runner:
+    return BatchingRunner(settings, metrics) if settings.batching else Runner()

@@ -53,6 +53,10 @@ class Limits(BaseModel):
     max_body_bytes: int
     max_images: int
     max_image_pixels: int
+    batching: bool
+    max_batch_images: int
+    max_batch_delay_ms: float
+    max_queue_images: int
 
 
 class ModelInfo(BaseModel):

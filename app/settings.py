@@ -36,6 +36,14 @@ class Settings(BaseSettings):
     """Most images in one request (more: 413)."""
     max_image_pixels: int = Field(default=4096 * 4096, gt=0)
     """Most pixels (width x height) one uploaded image may declare; checked before decoding."""
+    batching: bool = True
+    """Gather images from concurrent requests into shared model calls (false: one call each)."""
+    max_batch_images: int = Field(default=256, gt=0)
+    """Most images in one batched model call."""
+    max_batch_delay_ms: float = Field(default=2.0, ge=0)
+    """How long a batch that is still filling may wait for more requests under load."""
+    max_queue_images: int = Field(default=4096, gt=0)
+    """Images allowed to wait per batch queue; beyond that requests get 429 + Retry-After."""
     inference_threads: int = Field(default=0, ge=0)
     """TensorFlow intra-op threads per worker; 0 lets TensorFlow decide."""
     host: str = "127.0.0.1"

@@ -17,7 +17,7 @@ DEFAULT_REPORT = Path("docs/training.md")
 
 # Chosen by measurement on the 2-core machine (docs/training.md); --quick is for demos and CI.
 DEFAULT_MODEL = ModelConfig(filters=(32, 32), head_units=256, head_dropout=0.3, input_noise=0.1)
-DEFAULTS = TrainConfig(model=DEFAULT_MODEL, ae_epochs=10, head_epochs=40, fine_tune_epochs=8)
+DEFAULTS = TrainConfig(model=DEFAULT_MODEL, ae_epochs=8, head_epochs=40, fine_tune_epochs=6)
 QUICK = TrainConfig(
     model=DEFAULT_MODEL, ae_epochs=2, head_epochs=10, fine_tune_epochs=1, max_train_images=12000
 )
@@ -37,8 +37,25 @@ def _data_args(parser: argparse.ArgumentParser) -> None:
         default="auto",
         help="auto: offline sources only; keras: Keras' downloader (needs the internet)",
     )
-    parser.add_argument("--results", type=Path, default=DEFAULT_RESULTS)
-    parser.add_argument("--report", type=Path, default=DEFAULT_REPORT)
+    parser.add_argument(
+        "--results",
+        type=Path,
+        help="metrics and figures (default: docs/results for --out models, else OUT/results)",
+    )
+    parser.add_argument(
+        "--report",
+        type=Path,
+        help="generated report (default: docs/training.md for --out models, else OUT/training.md)",
+    )
+
+
+def output_paths(args: argparse.Namespace) -> tuple[Path, Path]:
+    """Runs into the shipped repository report under docs/; other runs keep theirs beside OUT."""
+    out = getattr(args, "out", None) or args.model_dir.parent.parent
+    shipped = Path(out).resolve() == Path("models").resolve()
+    results = args.results or (DEFAULT_RESULTS if shipped else Path(out) / "results")
+    report = args.report or (DEFAULT_REPORT if shipped else Path(out) / "training.md")
+    return results, report
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -121,7 +138,7 @@ def main(argv: list[str] | None = None) -> int:
         from training.pipeline import train_and_export
 
         exported = train_and_export(
-            dataset, train_config(args), args.out, args.results, args.report, args.version
+            dataset, train_config(args), args.out, *output_paths(args), args.version
         )
         print(exported)
         return 0
@@ -133,8 +150,7 @@ def main(argv: list[str] | None = None) -> int:
             dataset,
             load_encoder(args.model_dir),
             config_from_manifest(args.model_dir),
-            args.results,
-            args.report,
+            *output_paths(args),
             args.labels,
             tuple(range(args.seeds)),
         )

@@ -19,7 +19,7 @@ LATENT_SIDE = IMAGE_SIDE // 2**POOL_STEPS
 
 @dataclass(frozen=True)
 class ModelConfig:
-    """Sizes of the networks. Defaults were chosen by measurement (docs/training.md)."""
+    """Sizes of the networks. Defaults are the reference design; the CLI default is tuned."""
 
     filters: tuple[int, int] = (32, 16)
     """Conv channels of the two encoder stages; the second is the latent's depth."""

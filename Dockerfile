@@ -1,0 +1,32 @@
+# syntax=docker/dockerfile:1
+# Serving image: the FastAPI service and the shipped models, nothing from training/.
+
+FROM python:3.11-slim AS build
+ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
+WORKDIR /src
+RUN python -m venv /opt/venv
+ENV PATH=/opt/venv/bin:$PATH
+COPY pyproject.toml ./
+# Install the runtime dependencies named in pyproject.toml (not the package itself, which
+# would also bring the training code); the app/ sources are copied in the final stage.
+RUN python -c "import tomllib; print('\n'.join(tomllib.load(open('pyproject.toml', 'rb'))['project']['dependencies']))" > requirements.txt \
+    && pip install -r requirements.txt
+
+FROM python:3.11-slim
+RUN useradd --system --uid 10001 --no-create-home --shell /usr/sbin/nologin latentserve
+COPY --from=build /opt/venv /opt/venv
+WORKDIR /srv
+COPY app ./app
+# Baked-in models; mount a repository over /srv/models to serve others.
+COPY models ./models
+ENV PATH=/opt/venv/bin:$PATH \
+    PYTHONUNBUFFERED=1 \
+    TF_CPP_MIN_LOG_LEVEL=2 \
+    LATENTSERVE_HOST=0.0.0.0 \
+    LATENTSERVE_PORT=8000 \
+    LATENTSERVE_MODEL_REPOSITORY=/srv/models
+USER 10001
+EXPOSE 8000
+HEALTHCHECK --interval=10s --timeout=3s --start-period=60s --retries=3 \
+    CMD ["python", "-c", "import os, urllib.request; urllib.request.urlopen('http://127.0.0.1:%s/readyz' % os.environ.get('LATENTSERVE_PORT', '8000'), timeout=2)"]
+CMD ["python", "-m", "app"]

@@ -1,0 +1,164 @@
+"""Server-side dynamic batching: images from concurrent requests share one model call.
+
+One `Batcher` per (model version, operation). Requests put their images on a bounded queue and
+await a future; a single worker task takes what is queued (counting images, not requests, up
+to `max_batch`), runs the blocking model call in a thread, and hands each request its own rows.
+
+No added latency when idle: the worker never waits for a lone request. While a call is
+running, new requests queue up and form the next batch by themselves; `max_delay_s` only
+lets a batch that is still filling wait a little for more company under load.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from app.errors import QueueFull
+
+logger = logging.getLogger(__name__)
+
+Outputs = tuple[np.ndarray, ...]
+BatchFn = Callable[[np.ndarray], Outputs]
+
+
+@dataclass(frozen=True)
+class Timing:
+    queue_s: float
+    inference_s: float
+    batch_images: int
+
+
+@dataclass
+class _Item:
+    images: np.ndarray
+    future: asyncio.Future[tuple[Outputs, Timing]]
+    enqueued: float = field(default_factory=time.perf_counter)
+
+
+@dataclass
+class BatchStats:
+    """Hooks for metrics; the default does nothing."""
+
+    on_batch: Callable[[int, float], None] = lambda images, seconds: None
+    on_depth: Callable[[int], None] = lambda depth: None
+
+
+class Batcher:
+    def __init__(
+        self,
+        fn: BatchFn,
+        max_batch: int,
+        max_delay_s: float,
+        max_queue: int,
+        stats: BatchStats | None = None,
+    ) -> None:
+        self._fn = fn
+        self.max_batch = max_batch
+        self.max_delay_s = max_delay_s
+        self.max_queue = max_queue
+        self._stats = stats or BatchStats()
+        self._queue: deque[_Item] = deque()
+        self._queued_images = 0
+        self._wakeup = asyncio.Event()
+        self._worker: asyncio.Task[None] | None = None
+
+    @property
+    def queued_images(self) -> int:
+        return self._queued_images
+
+    async def submit(self, images: np.ndarray) -> tuple[Outputs, Timing]:
+        """The rows of every output for these images, and how long they waited and ran."""
+        if self._queued_images + len(images) > self.max_queue:
+            raise QueueFull(
+                f"batch queue full ({self._queued_images} images waiting, max_queue "
+                f"{self.max_queue}); retry shortly"
+            )
+        if self._worker is None:
+            self._worker = asyncio.create_task(self._run(), name="batcher")
+        item = _Item(images, asyncio.get_running_loop().create_future())
+        self._queue.append(item)
+        self._queued_images += len(images)
+        self._stats.on_depth(self._queued_images)
+        self._wakeup.set()
+        return await item.future
+
+    def _take(self, batch: list[_Item]) -> None:
+        """Move queued items into `batch` while they fit in max_batch images.
+
+        The first item always fits, so an oversize request runs alone rather than never.
+        """
+        count = sum(len(item.images) for item in batch)
+        while self._queue:
+            item = self._queue[0]
+            if not item.future.done() and batch and count + len(item.images) > self.max_batch:
+                break
+            self._queue.popleft()
+            self._queued_images -= len(item.images)
+            if item.future.done():  # its request was cancelled (client gone): drop the work
+                continue
+            batch.append(item)
+            count += len(item.images)
+        self._stats.on_depth(self._queued_images)
+
+    async def _gather(self) -> list[_Item]:
+        batch: list[_Item] = []
+        self._take(batch)
+        if len(batch) <= 1 or self._queue:
+            return batch  # a lone request never waits; a full batch goes at once
+        # Several requests arrived together: under load, wait briefly for more.
+        deadline = time.perf_counter() + self.max_delay_s
+        while not self._queue and (remaining := deadline - time.perf_counter()) > 0:
+            self._wakeup.clear()
+            try:
+                await asyncio.wait_for(self._wakeup.wait(), remaining)
+            except TimeoutError:
+                break
+            self._take(batch)
+        return batch
+
+    async def _run(self) -> None:
+        while True:
+            if not self._queue:
+                self._wakeup.clear()
+                await self._wakeup.wait()
+            batch = await self._gather()
+            if batch:
+                await self._execute(batch)
+
+    async def _execute(self, batch: list[_Item]) -> None:
+        started = time.perf_counter()
+        images = np.concatenate([item.images for item in batch])
+        try:
+            outputs = await asyncio.to_thread(self._fn, images)
+        except Exception as err:
+            if len(batch) == 1:
+                if not batch[0].future.done():
+                    batch[0].future.set_exception(err)
+                return
+            # So that one bad item fails only its own request, retry each request alone.
+            logger.warning("batched call failed (%s); retrying %d requests alone", err, len(batch))
+            for item in batch:
+                await self._execute([item])
+            return
+        elapsed = time.perf_counter() - started
+        self._stats.on_batch(len(images), elapsed)
+        offset = 0
+        for item in batch:
+            rows = slice(offset, offset + len(item.images))
+            offset += len(item.images)
+            if not item.future.done():
+                timing = Timing(started - item.enqueued, elapsed, len(images))
+                item.future.set_result((tuple(o[rows] for o in outputs), timing))
+
+    async def close(self) -> None:
+        if self._worker is not None:
+            self._worker.cancel()
+            await asyncio.gather(self._worker, return_exceptions=True)
+            self._worker = None

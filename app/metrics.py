@@ -1,0 +1,104 @@
+"""Prometheus metrics (prometheus-client) and the middleware that counts requests.
+
+Each app has its own CollectorRegistry, so several apps (tests) never share counters. With
+several uvicorn workers, each worker reports its own numbers.
+"""
+
+from __future__ import annotations
+
+import time
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from app.batcher import BatchStats
+
+LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
+BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024)
+MODEL_HEADER = b"x-model-name"
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self.requests = Counter(
+            "latentserve_requests",
+            "HTTP requests by endpoint, model and status",
+            ["endpoint", "model", "status"],
+            registry=self.registry,
+        )
+        self.latency = Histogram(
+            "latentserve_request_seconds",
+            "HTTP request latency",
+            ["endpoint"],
+            buckets=LATENCY_BUCKETS,
+            registry=self.registry,
+        )
+        self.queue_time = Histogram(
+            "latentserve_queue_seconds",
+            "time a request's images waited for a batch",
+            ["model", "operation"],
+            buckets=LATENCY_BUCKETS,
+            registry=self.registry,
+        )
+        self.inference_time = Histogram(
+            "latentserve_inference_seconds",
+            "duration of one batched model call",
+            ["model", "operation"],
+            buckets=LATENCY_BUCKETS,
+            registry=self.registry,
+        )
+        self.batch_images = Histogram(
+            "latentserve_batch_images",
+            "images per model call",
+            ["model", "operation"],
+            buckets=BATCH_BUCKETS,
+            registry=self.registry,
+        )
+        self.queue_depth = Gauge(
+            "latentserve_queue_images",
+            "images waiting in a batch queue",
+            ["model", "operation"],
+            registry=self.registry,
+        )
+
+    def batch_stats(self, model: str, operation: str) -> BatchStats:
+        batch_images = self.batch_images.labels(model, operation)
+        inference = self.inference_time.labels(model, operation)
+        depth = self.queue_depth.labels(model, operation)
+
+        def on_batch(images: int, seconds: float) -> None:
+            batch_images.observe(images)
+            inference.observe(seconds)
+
+        return BatchStats(on_batch=on_batch, on_depth=depth.set)
+
+
+class MetricsMiddleware:
+    """Counts every HTTP request by route path, model (from the response) and status."""
+
+    def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
+        self.app = app
+        self.metrics = metrics
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        seen: dict[str, str] = {"status": "500", "model": ""}
+
+        async def observe(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                seen["status"] = str(message["status"])
+                headers = dict(message.get("headers", []))
+                seen["model"] = headers.get(MODEL_HEADER, b"").decode("latin-1")
+            await send(message)
+
+        try:
+            await self.app(scope, receive, observe)
+        finally:
+            route = scope.get("route")
+            endpoint = getattr(route, "path", None) or "unmatched"
+            self.metrics.requests.labels(endpoint, seen["model"], seen["status"]).inc()
+            self.metrics.latency.labels(endpoint).observe(time.perf_counter() - started)

@@ -1,0 +1,157 @@
+"""The dynamic batcher's logic, with a plain numpy function standing in for the model."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+
+import numpy as np
+import pytest
+
+from app.batcher import Batcher
+from app.errors import QueueFull
+
+
+class Recorder:
+    """Doubles its input; records each call's batch size; can be held to let work pile up."""
+
+    def __init__(self) -> None:
+        self.calls: list[int] = []
+        self.gate = threading.Event()
+        self.gate.set()
+
+    def __call__(self, images: np.ndarray) -> tuple[np.ndarray, ...]:
+        self.gate.wait(timeout=10)
+        if (images == 255).any():
+            raise ValueError("poison image")
+        self.calls.append(len(images))
+        return (images.astype(np.float32) * 2, images.sum(axis=(1, 2)))
+
+
+def images(value: int, count: int = 1) -> np.ndarray:
+    return np.full((count, 28, 28), value, dtype=np.uint8)
+
+
+def run(coro):  # type: ignore[no-untyped-def]
+    return asyncio.run(coro)
+
+
+def test_concurrent_requests_share_one_call_and_keep_their_rows() -> None:
+    async def scenario() -> None:
+        fn = Recorder()
+        batcher = Batcher(fn, max_batch=64, max_delay_s=0.05, max_queue=1000)
+        fn.gate.clear()
+        first = asyncio.create_task(batcher.submit(images(1)))  # occupies the worker
+        await asyncio.sleep(0.05)
+        rest = [asyncio.create_task(batcher.submit(images(v, v))) for v in (2, 3, 4)]
+        await asyncio.sleep(0.05)
+        fn.gate.set()
+        results = await asyncio.gather(first, *rest)
+        assert fn.calls == [1, 2 + 3 + 4]
+        for value, ((doubled, sums), _) in zip((1, 2, 3, 4), results, strict=True):
+            assert doubled.shape == (value, 28, 28)
+            assert (doubled == value * 2).all()
+            assert (sums == value * 784).all()
+        assert results[1][1].batch_images == 9
+        await batcher.close()
+
+    run(scenario())
+
+
+def test_a_lone_request_does_not_wait_for_the_max_delay() -> None:
+    async def scenario() -> None:
+        batcher = Batcher(Recorder(), max_batch=64, max_delay_s=60, max_queue=100)
+        # With a 60 s max delay, finishing at all within 10 s means it did not wait.
+        (_, timing) = await asyncio.wait_for(batcher.submit(images(1)), timeout=10)
+        assert timing.batch_images == 1
+        await batcher.close()
+
+    run(scenario())
+
+
+def test_batches_flush_at_max_batch_images() -> None:
+    async def scenario() -> None:
+        fn = Recorder()
+        batcher = Batcher(fn, max_batch=4, max_delay_s=0.01, max_queue=100)
+        fn.gate.clear()
+        tasks = [asyncio.create_task(batcher.submit(images(v % 200 + 1, 2))) for v in range(5)]
+        await asyncio.sleep(0.05)
+        fn.gate.set()
+        await asyncio.gather(*tasks)
+        assert sum(fn.calls) == 10
+        assert max(fn.calls) <= 4
+        await batcher.close()
+
+    run(scenario())
+
+
+def test_an_oversize_request_runs_alone() -> None:
+    async def scenario() -> None:
+        fn = Recorder()
+        batcher = Batcher(fn, max_batch=4, max_delay_s=0.01, max_queue=100)
+        (doubled, _), _ = await batcher.submit(images(3, 10))
+        assert doubled.shape[0] == 10
+        assert fn.calls == [10]
+        await batcher.close()
+
+    run(scenario())
+
+
+def test_one_bad_item_fails_only_its_own_request() -> None:
+    async def scenario() -> None:
+        fn = Recorder()
+        batcher = Batcher(fn, max_batch=64, max_delay_s=0.05, max_queue=100)
+        fn.gate.clear()
+        blocker = asyncio.create_task(batcher.submit(images(1)))
+        await asyncio.sleep(0.05)
+        good = [asyncio.create_task(batcher.submit(images(v))) for v in (5, 6)]
+        bad = asyncio.create_task(batcher.submit(images(255)))
+        await asyncio.sleep(0.05)
+        fn.gate.set()
+        await blocker
+        assert [(await g)[0][0][0, 0, 0] for g in good] == [10, 12]
+        with pytest.raises(ValueError, match="poison"):
+            await bad
+        await batcher.close()
+
+    run(scenario())
+
+
+def test_work_for_a_cancelled_request_is_dropped() -> None:
+    async def scenario() -> None:
+        fn = Recorder()
+        batcher = Batcher(fn, max_batch=64, max_delay_s=0.0, max_queue=100)
+        fn.gate.clear()
+        blocker = asyncio.create_task(batcher.submit(images(1)))
+        await asyncio.sleep(0.05)
+        gone = asyncio.create_task(batcher.submit(images(7, 5)))
+        kept = asyncio.create_task(batcher.submit(images(8, 2)))
+        await asyncio.sleep(0.05)
+        gone.cancel()  # the client went away
+        fn.gate.set()
+        await blocker
+        await kept
+        assert fn.calls == [1, 2]  # the cancelled request's 5 images never ran
+        await batcher.close()
+
+    run(scenario())
+
+
+def test_the_queue_is_bounded() -> None:
+    async def scenario() -> None:
+        fn = Recorder()
+        batcher = Batcher(fn, max_batch=8, max_delay_s=0.0, max_queue=10)
+        fn.gate.clear()
+        blocker = asyncio.create_task(batcher.submit(images(1)))
+        await asyncio.sleep(0.05)
+        waiting = asyncio.create_task(batcher.submit(images(2, 8)))
+        await asyncio.sleep(0.01)
+        assert batcher.queued_images == 8
+        with pytest.raises(QueueFull, match="max_queue"):
+            await batcher.submit(images(3, 3))
+        fn.gate.set()
+        await asyncio.gather(blocker, waiting)
+        assert batcher.queued_images == 0
+        await batcher.close()
+
+    run(scenario())

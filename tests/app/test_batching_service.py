@@ -1,0 +1,101 @@
+"""Batching, timing headers and /metrics through the real server."""
+
+from __future__ import annotations
+
+import asyncio
+
+import httpx
+import numpy as np
+
+from app.errors import QueueFull
+from app.main import create_app
+from app.settings import Settings
+from tests.app.conftest import digit_like, png_bytes, serve, wait_ready
+
+CONCURRENCY = 24
+
+
+async def _embed_concurrently(base_url: str, count: int) -> list[httpx.Response]:
+    async with httpx.AsyncClient(base_url=base_url, timeout=60) as client:
+        requests = [
+            client.post("/embed", content=png_bytes(digit_like(i)),
+                        headers={"content-type": "image/png"})
+            for i in range(count)
+        ]  # fmt: skip
+        return await asyncio.gather(*requests)
+
+
+def test_concurrent_requests_are_batched_without_changing_outputs(
+    client: httpx.Client, base_url: str
+) -> None:
+    alone = {
+        i: np.array(client.post("/embed", json={"instances": [digit_like(i).tolist()]})
+                    .json()["embeddings"][0])
+        for i in range(CONCURRENCY)
+    }  # fmt: skip
+    batch_sizes: list[int] = []
+    for _ in range(5):  # concurrency is up to the OS; a few rounds make sharing certain
+        responses = asyncio.run(_embed_concurrently(base_url, CONCURRENCY))
+        for i, response in enumerate(responses):
+            assert response.status_code == 200
+            got = np.array(response.json()["embeddings"][0])
+            assert np.max(np.abs(got - alone[i])) <= 1e-6
+            batch_sizes.append(int(response.headers["x-batch-images"]))
+        if max(batch_sizes) > 1:
+            break
+    assert max(batch_sizes) > 1, "no two concurrent requests ever shared a model call"
+
+
+def test_responses_carry_model_and_timing_headers(client: httpx.Client) -> None:
+    response = client.post("/classify", json={"instances": [digit_like(2).tolist()] * 3})
+    assert response.headers["x-model-name"] == "mnist"
+    assert response.headers["x-model-version"] == "1"
+    assert float(response.headers["x-queue-time-ms"]) >= 0
+    assert float(response.headers["x-inference-time-ms"]) > 0
+    assert int(response.headers["x-batch-images"]) >= 3
+
+
+def test_metrics_endpoint(client: httpx.Client) -> None:
+    client.post("/classify", json={"instances": [digit_like(1).tolist()]})
+    client.post("/classify", content=b"not an image", headers={"content-type": "image/png"})
+    text = client.get("/metrics").text
+    assert 'latentserve_requests_total{endpoint="/classify",model="mnist",status="200"}' in text
+    assert 'latentserve_requests_total{endpoint="/classify",model="",status="422"}' in text
+    assert 'latentserve_batch_images_bucket{le="1.0",model="mnist",operation="classify"}' in text
+    assert "latentserve_queue_images{" in text
+    assert 'latentserve_inference_seconds_count{model="mnist",operation="classify"}' in text
+    assert "latentserve_request_seconds_bucket" in text
+
+
+class _FullRunner:
+    async def run(self, *args: object) -> None:
+        raise QueueFull("batch queue full (max_queue_images)")
+
+    async def close(self) -> None:
+        pass
+
+
+def test_a_full_queue_is_429_with_retry_after(settings: Settings) -> None:
+    app = create_app(settings, runner=_FullRunner())  # type: ignore[arg-type]
+    with serve(app) as url, httpx.Client(base_url=url, timeout=30) as client:
+        wait_ready(client)
+        response = client.post("/embed", json={"instances": [digit_like(1).tolist()]})
+    assert response.status_code == 429
+    assert response.headers["retry-after"] == "1"
+    assert response.json()["error"]["type"] == "queue_full"
+
+
+def test_unbatched_runner_gives_the_same_answers(settings: Settings, client: httpx.Client) -> None:
+    """batching=false (the benchmark's per-request baseline) serves identical results."""
+    payload = {"instances": [digit_like(6).tolist(), digit_like(7).tolist()]}
+    batched = client.post("/classify", json=payload)
+    app = create_app(settings.model_copy(update={"batching": False}))
+    with serve(app) as url, httpx.Client(base_url=url, timeout=30) as plain:
+        wait_ready(plain)
+        unbatched = plain.post("/classify", json=payload)
+    assert unbatched.headers["x-queue-time-ms"] == "0.000"
+    np.testing.assert_allclose(
+        [p["probabilities"] for p in unbatched.json()["predictions"]],
+        [p["probabilities"] for p in batched.json()["predictions"]],
+        atol=1e-6,
+    )

