@@ -35,8 +35,8 @@ async def _load_in_background(app: FastAPI) -> None:
     try:
         await asyncio.to_thread(registry.load)
     except Exception as err:
-        app.state.load_error = f"{type(err).__name__}: {err}"
-        logger.critical("model loading failed; the service stays unready: %s", err)
+        registry.error = f"model loading failed: {type(err).__name__}: {err}"
+        logger.critical("%s; the service stays unready", registry.error)
 
 
 @asynccontextmanager
@@ -53,16 +53,12 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
 def _openapi_with_instances(app: FastAPI) -> dict[str, Any]:
     if app.openapi_schema is None:
         schema = FastAPI.openapi(app)
+        # The JSON body form is parsed by hand (it shares routes with multipart and raw
+        # images), so its schema is added to the components that IMAGE_BODY refers to.
         components = schema.setdefault("components", {}).setdefault("schemas", {})
-        components.update(
-            InstancesRequest.model_json_schema(ref_template="#/components/schemas/{model}").pop(
-                "$defs", {}
-            )
-        )
-        components["InstancesRequest"] = InstancesRequest.model_json_schema(
-            ref_template="#/components/schemas/{model}"
-        )
-        components["InstancesRequest"].pop("$defs", None)
+        instances = InstancesRequest.model_json_schema(ref_template="#/components/schemas/{model}")
+        components.update(instances.pop("$defs", {}))
+        components["InstancesRequest"] = instances
         app.openapi_schema = schema
     return app.openapi_schema
 
@@ -75,7 +71,6 @@ def create_app(
     app.state.registry = ModelRegistry(settings, loader)
     app.state.metrics = Metrics()
     app.state.runner = runner or make_runner(settings, app.state.metrics)
-    app.state.load_error = None
     app.include_router(router)
     install_error_handlers(app)
     app.add_middleware(BodyLimitMiddleware, max_body_bytes=settings.max_body_bytes)

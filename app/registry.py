@@ -36,6 +36,7 @@ class ModelRegistry:
         self.planned: dict[str, PlannedModel] = {}
         self.default_name: str | None = None
         self.ready = False
+        self.error: str | None = None  # why loading failed, if it did
 
     def plan(self) -> None:
         """Validate every configured model now; raises RepositoryError with the reason."""
@@ -64,7 +65,7 @@ class ModelRegistry:
         if name not in self.planned:
             raise ModelNotFound(f"unknown model {name!r}; available: {sorted(self.planned)}")
         if not self.ready:
-            raise NotReady("models are still loading")
+            raise NotReady(self.error or "models are still loading")
         return self._models[name]
 
     def manifests(self) -> dict[str, Manifest]:

@@ -240,7 +240,7 @@ async def healthz() -> Health:
 async def readyz(registry: RegistryDep) -> Health | JSONResponse:
     """200 once every configured model is loaded and has answered a warm-up inference."""
     if not registry.ready:
-        raise NotReady("models are still loading")
+        raise NotReady(registry.error or "models are still loading")
     return Health(status="ready", models={n: m.version for n, m in registry.manifests().items()})
 
 

