@@ -11,6 +11,7 @@ TARGETS = {
     "mnist": {"frozen": 0.975, "fine_tuned": 0.985},
 }
 MAX_TRAIN_MINUTES = 15
+MIN_GAIN_OVER_PIXELS = 0.05
 
 
 def _pct(value: float) -> str:
@@ -85,6 +86,17 @@ def _curve_section(name: str, curve: dict[str, Any], folder: str) -> list[str]:
             f"| {_pct(pixels['mean'])} ± {pixels['std'] * 100:.2f} "
             f"| {(latent['mean'] - pixels['mean']) * 100:+.2f} points |"
         )
+    goal = TARGETS.get(name, {}).get("ten_labels")
+    ten = next((r for r in curve["rows"] if r["labels_per_class"] == 10), None)
+    if goal and ten:
+        gap = ten["latent"]["mean"] - ten["pixels"]["mean"]
+        ok = ten["latent"]["mean"] >= goal and gap >= MIN_GAIN_OVER_PIXELS
+        lines += [
+            "",
+            f"Target at 10 labels per class: latents ≥ {_pct(goal)} and ≥ "
+            f"{MIN_GAIN_OVER_PIXELS * 100:.0f} points above raw pixels: {_check(ok)} "
+            f"({_pct(ten['latent']['mean'])}, {gap * 100:+.2f} points).",
+        ]
     lines += ["", f"![label efficiency]({folder}/label_curve.png)", ""]
     return lines
 
