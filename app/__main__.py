@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-import logging
+import signal
 import sys
 
 import uvicorn
 from pydantic import ValidationError
 
+from app.logs import configure_logging
 from app.settings import Settings
 
 
@@ -21,10 +22,10 @@ def main() -> int:
         )
         print(f"latentserve: bad configuration: {problems}", file=sys.stderr)
         return 2
-    logging.basicConfig(
-        level=settings.log_level.upper(),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+    configure_logging(settings.log_level, settings.log_json)
+    # uvicorn drains in-flight requests on SIGTERM, then re-raises the signal for the
+    # handler that was in place before it; a no-op one lets a graceful stop exit 0.
+    signal.signal(signal.SIGTERM, lambda signum, frame: None)
     uvicorn.run(
         "app.main:app_from_env",
         factory=True,
@@ -32,6 +33,8 @@ def main() -> int:
         port=settings.port,
         workers=settings.workers,
         log_level=settings.log_level,
+        log_config=None,  # keep the logging configured above (text or JSON) for uvicorn too
+        access_log=False,  # app.access writes one structured line per request instead
         timeout_graceful_shutdown=30,
     )
     return 0

@@ -31,6 +31,12 @@ class BadRequest(ServiceError):
     error_type = "bad_request"
 
 
+class Unauthorized(ServiceError):
+    status_code = 401
+    error_type = "unauthorized"
+    headers: ClassVar[dict[str, str] | None] = {"WWW-Authenticate": "Bearer"}
+
+
 class ModelNotFound(ServiceError):
     status_code = 404
     error_type = "model_not_found"
@@ -55,6 +61,11 @@ class QueueFull(ServiceError):
     status_code = 429
     error_type = "queue_full"
     headers: ClassVar[dict[str, str] | None] = {"Retry-After": "1"}
+
+
+class DeadlineExceeded(ServiceError):
+    status_code = 504
+    error_type = "deadline_exceeded"
 
 
 class NotReady(ServiceError):

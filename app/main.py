@@ -8,14 +8,18 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
+from fastapi.middleware.cors import CORSMiddleware
 
+from app.access import AccessMiddleware
+from app.auth import key_digests, require_api_key
 from app.errors import install_error_handlers
 from app.inference import configure_threads, load_version
 from app.limits import BodyLimitMiddleware
-from app.metrics import Metrics, MetricsMiddleware
+from app.logs import configure_logging
+from app.metrics import Metrics
 from app.registry import Loader, ModelRegistry
-from app.routes import router
+from app.routes import TIMING_HEADERS, public_router, router
 from app.runner import Runner, make_runner
 from app.schemas import InstancesRequest
 from app.settings import Settings
@@ -69,16 +73,28 @@ def create_app(
     app = FastAPI(title="latentserve", version="0.1.0", description=DESCRIPTION, lifespan=lifespan)
     app.state.settings = settings
     app.state.registry = ModelRegistry(settings, loader)
+    app.state.api_key_digests = key_digests(settings.all_api_keys())
     app.state.metrics = Metrics()
     app.state.runner = runner or make_runner(settings, app.state.metrics)
-    app.include_router(router)
+    app.include_router(public_router)
+    app.include_router(router, dependencies=[Depends(require_api_key)])
     install_error_handlers(app)
     app.add_middleware(BodyLimitMiddleware, max_body_bytes=settings.max_body_bytes)
-    app.add_middleware(MetricsMiddleware, metrics=app.state.metrics)  # outermost: sees all
+    if settings.cors_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origins,
+            allow_methods=["GET", "POST"],
+            allow_headers=["Authorization", "X-API-Key", "Content-Type", "X-Request-Id"],
+            expose_headers=[*TIMING_HEADERS, "X-Request-Id", "X-Reconstruction-Error"],
+        )
+    app.add_middleware(AccessMiddleware, metrics=app.state.metrics)  # outermost: sees all
     app.openapi = lambda: _openapi_with_instances(app)  # type: ignore[method-assign]
     return app
 
 
 def app_from_env() -> FastAPI:
-    """uvicorn factory: `uvicorn --factory app.main:app_from_env`."""
-    return create_app(Settings())
+    """uvicorn factory: `uvicorn --factory app.main:app_from_env` (runs in every worker)."""
+    settings = Settings()
+    configure_logging(settings.log_level, settings.log_json)
+    return create_app(settings)

@@ -1,4 +1,4 @@
-"""Prometheus metrics (prometheus-client) and the middleware that counts requests.
+"""Prometheus metrics (prometheus-client); app.access records every request into them.
 
 Each app has its own CollectorRegistry, so several apps (tests) never share counters. With
 several uvicorn workers, each worker reports its own numbers.
@@ -6,16 +6,12 @@ several uvicorn workers, each worker reports its own numbers.
 
 from __future__ import annotations
 
-import time
-
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.batcher import BatchStats
 
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
 BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024)
-MODEL_HEADER = b"x-model-name"
 
 
 class Metrics:
@@ -72,33 +68,3 @@ class Metrics:
             inference.observe(seconds)
 
         return BatchStats(on_batch=on_batch, on_depth=depth.set)
-
-
-class MetricsMiddleware:
-    """Counts every HTTP request by route path, model (from the response) and status."""
-
-    def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
-        self.app = app
-        self.metrics = metrics
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        started = time.perf_counter()
-        seen: dict[str, str] = {"status": "500", "model": ""}
-
-        async def observe(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                seen["status"] = str(message["status"])
-                headers = dict(message.get("headers", []))
-                seen["model"] = headers.get(MODEL_HEADER, b"").decode("latin-1")
-            await send(message)
-
-        try:
-            await self.app(scope, receive, observe)
-        finally:
-            route = scope.get("route")
-            endpoint = getattr(route, "path", None) or "unmatched"
-            self.metrics.requests.labels(endpoint, seen["model"], seen["status"]).inc()
-            self.metrics.latency.labels(endpoint).observe(time.perf_counter() - started)

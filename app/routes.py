@@ -31,7 +31,15 @@ from app.schemas import (
 from app.settings import Settings
 from app.uploads import read_images
 
-router = APIRouter()
+router = APIRouter()  # behind API keys when they are configured
+public_router = APIRouter()  # health probes stay open
+TIMING_HEADERS = (
+    "X-Model-Name",
+    "X-Model-Version",
+    "X-Queue-Time-Ms",
+    "X-Inference-Time-Ms",
+    "X-Batch-Images",
+)
 
 PNG = "image/png"
 IMAGE_BODY: dict[str, Any] = {
@@ -58,11 +66,14 @@ ERRORS: dict[int | str, dict[str, Any]] = {
     code: {"model": ErrorResponse, "description": text}
     for code, text in {
         400: "malformed request",
+        401: "missing or invalid API key (only when keys are configured)",
         404: "unknown model",
         413: "body or image count over the limit",
         415: "unsupported content type",
         422: "undecodable or invalid image (error.index names it)",
+        429: "batch queue full; retry after Retry-After seconds",
         503: "models not loaded yet",
+        504: "no result within request_timeout_ms (queue time included)",
     }.items()
 }
 
@@ -126,7 +137,9 @@ async def image_batch(
         fit_box=spec.fit_box,
         centre_of_mass=spec.centre_of_mass,
     )
-    return ImageBatch(version, await read_images(request, options, settings.max_images))
+    images = await read_images(request, options, settings.max_images)
+    request.state.images = len(images)  # for the access log line
+    return ImageBatch(version, images)
 
 
 ImagesDep = Annotated[ImageBatch, Depends(image_batch)]
@@ -230,13 +243,13 @@ async def metrics(request: Request) -> PlainTextResponse:
     return PlainTextResponse(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
 
 
-@router.get("/healthz", response_model=Health)
+@public_router.get("/healthz", response_model=Health)
 async def healthz() -> Health:
     """The process is up and answering (says nothing about the models)."""
     return Health(status="alive")
 
 
-@router.get("/readyz", response_model=Health, responses={503: ERRORS[503]})
+@public_router.get("/readyz", response_model=Health, responses={503: ERRORS[503]})
 async def readyz(registry: RegistryDep) -> Health | JSONResponse:
     """200 once every configured model is loaded and has answered a warm-up inference."""
     if not registry.ready:

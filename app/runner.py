@@ -15,6 +15,7 @@ from typing import Literal
 import numpy as np
 
 from app.batcher import Batcher, Outputs, Timing
+from app.errors import DeadlineExceeded
 from app.inference import ModelVersion
 from app.metrics import Metrics
 from app.settings import Settings
@@ -31,7 +32,24 @@ OPERATIONS: dict[str, Callable[[ModelVersion, np.ndarray], Outputs]] = {
 class Runner:
     """Unbatched: one model call per request, off the event loop."""
 
+    def __init__(self, timeout_s: float) -> None:
+        self.timeout_s = timeout_s
+
     async def run(
+        self, model: ModelVersion, operation: Operation, images: np.ndarray
+    ) -> tuple[Outputs, Timing]:
+        """The operation's outputs, or DeadlineExceeded once the timeout (queue included) passes.
+
+        A request cut off while queued is cancelled, so the batcher drops its work.
+        """
+        try:
+            return await asyncio.wait_for(self._run(model, operation, images), self.timeout_s)
+        except TimeoutError:
+            raise DeadlineExceeded(
+                f"no result within {self.timeout_s * 1000:.0f} ms (request_timeout_ms)"
+            ) from None
+
+    async def _run(
         self, model: ModelVersion, operation: Operation, images: np.ndarray
     ) -> tuple[Outputs, Timing]:
         started = time.perf_counter()
@@ -46,6 +64,7 @@ class BatchingRunner(Runner):
     """One dynamic batcher per (model version, operation), created on first use."""
 
     def __init__(self, settings: Settings, metrics: Metrics) -> None:
+        super().__init__(settings.request_timeout_ms / 1000)
         self._settings = settings
         self._metrics = metrics
         self._batchers: dict[tuple[str, int, str], Batcher] = {}
@@ -63,7 +82,7 @@ class BatchingRunner(Runner):
             )
         return self._batchers[key]
 
-    async def run(
+    async def _run(
         self, model: ModelVersion, operation: Operation, images: np.ndarray
     ) -> tuple[Outputs, Timing]:
         return await self._batcher(model, operation).submit(images)
@@ -74,4 +93,6 @@ class BatchingRunner(Runner):
 
 
 def make_runner(settings: Settings, metrics: Metrics) -> Runner:
-    return BatchingRunner(settings, metrics) if settings.batching else Runner()
+    if settings.batching:
+        return BatchingRunner(settings, metrics)
+    return Runner(settings.request_timeout_ms / 1000)

@@ -57,6 +57,7 @@ class Limits(BaseModel):
     max_batch_images: int
     max_batch_delay_ms: float
     max_queue_images: int
+    request_timeout_ms: float
 
 
 class ModelInfo(BaseModel):

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 LogLevel = Literal["critical", "error", "warning", "info", "debug"]
@@ -44,6 +44,8 @@ class Settings(BaseSettings):
     """How long a batch that is still filling may wait for more requests under load."""
     max_queue_images: int = Field(default=4096, gt=0)
     """Images allowed to wait per batch queue; beyond that requests get 429 + Retry-After."""
+    request_timeout_ms: float = Field(default=30_000, gt=0)
+    """Deadline for a request's model work, time in the batch queue included (then 504)."""
     inference_threads: int = Field(default=0, ge=0)
     """TensorFlow intra-op threads per worker; 0 lets TensorFlow decide."""
     host: str = "127.0.0.1"
@@ -52,20 +54,39 @@ class Settings(BaseSettings):
     """TCP port uvicorn listens on."""
     workers: int = Field(default=1, ge=1)
     """uvicorn worker processes; each loads its own copy of the models."""
+    api_keys: Annotated[list[SecretStr], NoDecode] = Field(default_factory=list)
+    """Comma-separated API keys; when any are set (here or in the file), requests need one."""
+    api_keys_file: Path | None = None
+    """File with one API key per line (blank lines and # comments ignored)."""
+    cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    """Comma-separated origins allowed by CORS; empty turns CORS off."""
     log_level: LogLevel = "info"
     """Log level for the service and uvicorn."""
+    log_json: bool = False
+    """Write logs as one JSON object per line (request lines carry structured fields)."""
 
     @model_validator(mode="before")
     @classmethod
     def _parse_lists(cls, data: object) -> object:
-        if isinstance(data, dict) and "models" in data:
-            data = {**data, "models": _split_names(data["models"])}
+        if isinstance(data, dict):
+            for name in ("models", "api_keys", "cors_origins"):
+                if name in data:
+                    data = {**data, name: _split_names(data[name])}
         return data
 
     @model_validator(mode="after")
-    def _check_repository(self) -> Settings:
+    def _check_paths(self) -> Settings:
         if not self.model_repository.is_dir():
             raise ValueError(f"model_repository {self.model_repository} is not a directory")
         if self.default_model and self.models and self.default_model not in self.models:
             raise ValueError(f"default_model {self.default_model!r} is not in models {self.models}")
+        if self.api_keys_file is not None and not self.api_keys_file.is_file():
+            raise ValueError(f"api_keys_file {self.api_keys_file} does not exist")
         return self
+
+    def all_api_keys(self) -> list[str]:
+        keys = [key.get_secret_value() for key in self.api_keys]
+        if self.api_keys_file is not None:
+            lines = self.api_keys_file.read_text().splitlines()
+            keys += [line.strip() for line in lines if line.strip() and not line.startswith("#")]
+        return keys

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import threading
 
 import httpx
 import numpy as np
+import pytest
 
-from app.errors import QueueFull
+from app.errors import DeadlineExceeded, QueueFull
 from app.main import create_app
 from app.settings import Settings
 from tests.app.conftest import digit_like, png_bytes, serve, wait_ready
@@ -99,3 +101,29 @@ def test_unbatched_runner_gives_the_same_answers(settings: Settings, client: htt
         [p["probabilities"] for p in batched.json()["predictions"]],
         atol=1e-6,
     )
+
+
+class _SlowModel:
+    """Stands in for a ModelVersion whose encoder takes longer than the deadline."""
+
+    name, version = "slow", 1
+
+    def encode(self, images: np.ndarray) -> np.ndarray:
+        threading.Event().wait(0.5)
+        return np.zeros((len(images), 4), dtype=np.float32)
+
+
+@pytest.mark.parametrize("batching", [True, False])
+def test_deadline_includes_queue_time_and_gives_504(settings: Settings, batching: bool) -> None:
+    from app.metrics import Metrics
+    from app.runner import BatchingRunner, Runner
+
+    async def scenario() -> None:
+        fast = settings.model_copy(update={"request_timeout_ms": 100})
+        runner = BatchingRunner(fast, Metrics()) if batching else Runner(0.1)
+        with pytest.raises(DeadlineExceeded, match="request_timeout_ms") as info:
+            await runner.run(_SlowModel(), "embed", np.zeros((1, 28, 28), np.uint8))  # type: ignore[arg-type]
+        assert info.value.status_code == 504
+        await runner.close()
+
+    asyncio.run(scenario())

@@ -178,6 +178,7 @@ def test_model_metadata(client: httpx.Client, settings: Settings) -> None:
         "max_batch_images": settings.max_batch_images,
         "max_batch_delay_ms": settings.max_batch_delay_ms,
         "max_queue_images": settings.max_queue_images,
+        "request_timeout_ms": settings.request_timeout_ms,
     }
     missing = client.get("/models/nope")
     assert missing.status_code == 404

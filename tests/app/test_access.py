@@ -1,0 +1,45 @@
+"""Request ids and the one structured access line per request."""
+
+from __future__ import annotations
+
+import json
+import logging
+
+import httpx
+import pytest
+
+from app.logs import JsonFormatter
+from tests.app.conftest import digit_like
+
+
+def test_request_id_is_echoed_or_made_up(client: httpx.Client) -> None:
+    given = client.get("/healthz", headers={"x-request-id": "abc-123"})
+    assert given.headers["x-request-id"] == "abc-123"
+    made = client.get("/healthz", headers={"x-request-id": "bad id with spaces"})
+    assert made.headers["x-request-id"] != "bad id with spaces"
+    assert len(made.headers["x-request-id"]) == 32
+    assert client.get("/nope").headers["x-request-id"]  # errors carry one too
+
+
+def test_one_structured_line_per_request(
+    client: httpx.Client, caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level(logging.INFO, logger="latentserve.access"):
+        response = client.post(
+            "/classify?model=fashion-mnist",
+            json={"instances": [digit_like(1).tolist(), digit_like(2).tolist()]},
+            headers={"x-request-id": "req-42"},
+        )
+    assert response.status_code == 200
+    lines = [r for r in caplog.records if getattr(r, "fields", {}).get("request_id") == "req-42"]
+    assert len(lines) == 1
+    fields = lines[0].fields  # type: ignore[attr-defined]
+    assert fields["endpoint"] == "/classify"
+    assert fields["model"] == "fashion-mnist"
+    assert fields["version"] == 1
+    assert fields["images"] == 2
+    assert fields["status"] == 200
+    assert fields["latency_ms"] > 0
+    parsed = json.loads(JsonFormatter().format(lines[0]))
+    assert parsed["request_id"] == "req-42"
+    assert parsed["logger"] == "latentserve.access"
