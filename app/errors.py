@@ -13,6 +13,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import ClientDisconnect
 
 
 class ServiceError(Exception):
@@ -112,6 +113,11 @@ async def _validation_error(_: Request, exc: Exception) -> JSONResponse:
     return _render(BadRequest(message))
 
 
+async def _client_gone(_: Request, exc: Exception) -> JSONResponse:
+    """The client hung up mid-body: nobody will read this, but it is no server error."""
+    return _render(BadRequest("client disconnected before the body was complete"))
+
+
 async def _unexpected(_: Request, exc: Exception) -> JSONResponse:
     return _render(ServiceError("internal error"))
 
@@ -120,4 +126,5 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(ServiceError, _service_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(ClientDisconnect, _client_gone)
     app.add_exception_handler(Exception, _unexpected)

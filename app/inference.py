@@ -37,6 +37,7 @@ class ModelVersion:
     path: Path
     _functions: dict[str, Any]
     _modules: list[Any]  # loaded SavedModels: their variables live as long as these do
+    _composed: dict[str, Any]
 
     @property
     def name(self) -> str:
@@ -64,12 +65,40 @@ class ModelVersion:
         outputs = self._call("decoder", latents)
         return outputs["reconstruction"], outputs["pixels"]
 
+    def classify(self, pixels: np.ndarray) -> np.ndarray:
+        """uint8 (n, 28, 28) -> probabilities: encoder and head in one graph call."""
+        return self._composed["classify"](tf.constant(pixels))["probabilities"].numpy()  # type: ignore[no-any-return]
+
+    def reconstruct(self, pixels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """uint8 (n, 28, 28) -> decoder outputs: encoder and decoder in one graph call."""
+        outputs = self._composed["reconstruct"](tf.constant(pixels))
+        return outputs["reconstruction"].numpy(), outputs["pixels"].numpy()
+
+
+def _compose(functions: dict[str, Any], input_shape: tuple[int, ...]) -> dict[str, Any]:
+    """encoder -> head and encoder -> decoder as single graphs: one call, one latent pass.
+
+    Each TensorFlow call from Python costs about half a millisecond here, whatever the batch;
+    chaining inside one graph pays that once per batch instead of twice.
+    """
+    spec = tf.TensorSpec([None, *input_shape], tf.uint8, name="pixels")
+
+    def chain(head: str) -> Any:
+        def run(pixels: tf.Tensor) -> dict[str, tf.Tensor]:
+            latent = functions["encoder"](pixels=pixels)["latent"]
+            return dict(functions[head](latent=latent))
+
+        return tf.function(run, input_signature=[spec]).get_concrete_function()
+
+    return {"classify": chain("classifier"), "reconstruct": chain("decoder")}
+
 
 def load_version(path: Path, manifest: Manifest) -> ModelVersion:
     """Load the three SavedModels (already checksum-verified) and answer one warm-up call."""
     modules = {part: tf.saved_model.load(str(path / part)) for part in PARTS}
     functions = {part: module.signatures["serving_default"] for part, module in modules.items()}
-    model = ModelVersion(manifest, path, functions, list(modules.values()))
+    composed = _compose(functions, manifest.input_shape)
+    model = ModelVersion(manifest, path, functions, list(modules.values()), composed)
     warm = np.zeros((1, *manifest.input_shape), dtype=np.uint8)
     latents = model.encode(warm)
     if latents.shape != (1, manifest.latent_dim):
@@ -77,7 +106,7 @@ def load_version(path: Path, manifest: Manifest) -> ModelVersion:
             f"{path}: encoder returned shape {latents.shape}, manifest says "
             f"(1, {manifest.latent_dim})"
         )
-    model.classify_latents(latents)
-    model.decode_latents(latents)
+    model.classify(warm)
+    model.reconstruct(warm)
     logger.info("loaded %s version %d from %s", manifest.name, manifest.version, path)
     return model

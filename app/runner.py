@@ -24,8 +24,8 @@ Operation = Literal["embed", "classify", "reconstruct"]
 
 OPERATIONS: dict[str, Callable[[ModelVersion, np.ndarray], Outputs]] = {
     "embed": lambda model, images: (model.encode(images),),
-    "classify": lambda model, images: (model.classify_latents(model.encode(images)),),
-    "reconstruct": lambda model, images: model.decode_latents(model.encode(images)),
+    "classify": lambda model, images: (model.classify(images),),
+    "reconstruct": lambda model, images: model.reconstruct(images),
 }
 
 

@@ -111,6 +111,8 @@ def run_wrk(url: str, script: Path, connections: int, duration: int) -> dict[str
     ]
     output = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
     latency = dict(re.findall(r"^\s+(50|99)%\s+(\S+)$", output, flags=re.M))
+    if not latency:  # no request completed: report it rather than crash the whole run
+        latency = {"50": "0us", "99": "0us"}
     errors = sum(int(n) for n in re.findall(r"(?:connect|read|write|timeout) (\d+)", output))
     non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", output)
     return {
@@ -143,6 +145,7 @@ class Server:
             cmd.append("--factory")
         self.process = subprocess.Popen(cmd, cwd=ROOT, env={**os.environ, **env})
         self.url = f"http://127.0.0.1:{self.port}"
+        self.peak_mb = 0.0
         deadline = time.monotonic() + START_TIMEOUT_S
         while True:
             try:
@@ -158,11 +161,14 @@ class Server:
         status = Path(f"/proc/{self.process.pid}/status").read_text()
         return int(re.search(r"VmHWM:\s+(\d+) kB", status).group(1)) / 1024  # type: ignore[union-attr]
 
-    def stop(self) -> float:
-        peak = self.peak_rss_mb()
+    def __enter__(self) -> Server:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        """Always stop the process (also when a run fails); keep its peak RSS."""
+        self.peak_mb = self.peak_rss_mb()
         self.process.terminate()
         self.process.wait(timeout=60)
-        return peak
 
 
 def in_process(model_name: str, seconds: float) -> dict[str, float]:
@@ -227,26 +233,26 @@ def benchmark(args: argparse.Namespace) -> dict[str, Any]:
         )
         print(f"{name:<28} {path:<12} c={conns:<4} {result}", flush=True)
 
-    hello = Server("bench.hello:app", {}, factory=False)
-    measure("hello-world ceiling", hello, "/", get, 32, 0)
-    peaks = {"hello-world": hello.stop()}
+    peaks: dict[str, float] = {}
+    with Server("bench.hello:app", {}, factory=False) as hello:
+        measure("hello-world ceiling", hello, "/", get, 32, 0)
+    peaks["hello-world"] = hello.peak_mb
 
-    baseline = Server(
-        "app.main:app_from_env", {**model_env, "LATENTSERVE_BATCHING": "false"}, factory=True
-    )
-    for conns in (1, 32):
-        measure("unbatched baseline", baseline, "/classify", one_png, conns, 1)
-    peaks["unbatched baseline"] = baseline.stop()
+    unbatched = {**model_env, "LATENTSERVE_BATCHING": "false"}
+    with Server("app.main:app_from_env", unbatched, factory=True) as baseline:
+        for conns in (1, 32):
+            measure("unbatched baseline", baseline, "/classify", one_png, conns, 1)
+    peaks["unbatched baseline"] = baseline.peak_mb
 
     inproc = in_process(args.model, seconds=min(args.duration, 5))
     print("in-process", inproc, flush=True)
 
-    service = Server("app.main:app_from_env", model_env, factory=True)
-    for path in ("/classify", "/embed", "/reconstruct"):
-        for conns in (1, 32, 128):
-            measure("service, 1 PNG", service, path, one_png, conns, 1)
-        measure("service, 256 PNGs", service, path, batch_png, 8, 256)
-    peaks["service"] = service.stop()
+    with Server("app.main:app_from_env", model_env, factory=True) as service:
+        for path in ("/classify", "/embed", "/reconstruct"):
+            for conns in (1, 32, 128):
+                measure("service, 1 PNG", service, path, one_png, conns, 1)
+            measure("service, 256 PNGs", service, path, batch_png, 8, 256)
+    peaks["service"] = service.peak_mb
     return {
         "machine": machine(),
         "duration_s": args.duration,
