@@ -110,8 +110,8 @@ def run_wrk(url: str, script: Path, connections: int, duration: int) -> dict[str
         url,
     ]
     output = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
-    latency = dict(re.findall(r"^\s+(50|99)%\s+(\S+)$", output, flags=re.M))
-    if not latency:  # no request completed: report it rather than crash the whole run
+    latency = dict(re.findall(r"^\s+(50|99)%\s+(\S+)\s*$", output, flags=re.M))
+    if len(latency) < 2:  # no request completed: report it rather than crash the whole run
         latency = {"50": "0us", "99": "0us"}
     errors = sum(int(n) for n in re.findall(r"(?:connect|read|write|timeout) (\d+)", output))
     non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", output)

