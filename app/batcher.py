@@ -68,6 +68,7 @@ class Batcher:
         self._queued_images = 0
         self._wakeup = asyncio.Event()
         self._worker: asyncio.Task[None] | None = None
+        self._retiring = False
 
     @property
     def queued_images(self) -> int:
@@ -123,9 +124,16 @@ class Batcher:
             self._take(batch)
         return batch
 
+    def retire(self) -> None:
+        """Finish what is queued, then stop the worker (its model version was replaced)."""
+        self._retiring = True
+        self._wakeup.set()
+
     async def _run(self) -> None:
         while True:
             if not self._queue:
+                if self._retiring:
+                    return
                 self._wakeup.clear()
                 await self._wakeup.wait()
             batch = await self._gather()

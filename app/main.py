@@ -49,7 +49,13 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     configure_threads(settings.inference_threads)
     app.state.registry.plan()  # manifests and checksums: fails start-up right away
     loading = asyncio.create_task(_load_in_background(app))
+    watching = None
+    if settings.reload_interval_s:
+        watching = asyncio.create_task(app.state.registry.watch(settings.reload_interval_s))
     yield
+    if watching is not None:
+        watching.cancel()
+        await asyncio.gather(watching, return_exceptions=True)
     await loading  # never leave a loader thread running into interpreter shutdown
     await app.state.runner.close()
 
@@ -72,10 +78,10 @@ def create_app(
 ) -> FastAPI:
     app = FastAPI(title="latentserve", version="0.1.0", description=DESCRIPTION, lifespan=lifespan)
     app.state.settings = settings
-    app.state.registry = ModelRegistry(settings, loader)
     app.state.api_key_digests = key_digests(settings.all_api_keys())
     app.state.metrics = Metrics()
     app.state.runner = runner or make_runner(settings, app.state.metrics)
+    app.state.registry = ModelRegistry(settings, loader, on_retire=app.state.runner.retire)
     app.include_router(public_router)
     app.include_router(router, dependencies=[Depends(require_api_key)])
     install_error_handlers(app)

@@ -7,6 +7,7 @@ warms the SavedModels in the background, so /readyz can answer 503 while that ha
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -14,12 +15,22 @@ from pathlib import Path
 
 from app.errors import ModelNotFound, NotReady
 from app.inference import ModelVersion, load_version
-from app.repository import Manifest, RepositoryError, latest_version, model_names
+from app.repository import (
+    MANIFEST,
+    Manifest,
+    RepositoryError,
+    latest_version,
+    model_names,
+    read_manifest,
+    verify_files,
+    version_dirs,
+)
 from app.settings import Settings
 
 logger = logging.getLogger(__name__)
 
 Loader = Callable[[Path, Manifest], ModelVersion]
+Retire = Callable[[ModelVersion], None]
 
 
 @dataclass(frozen=True)
@@ -29,9 +40,13 @@ class PlannedModel:
 
 
 class ModelRegistry:
-    def __init__(self, settings: Settings, loader: Loader = load_version) -> None:
+    def __init__(
+        self, settings: Settings, loader: Loader = load_version, on_retire: Retire | None = None
+    ) -> None:
         self._settings = settings
         self._loader = loader
+        self._on_retire = on_retire or (lambda model: None)
+        self._refused: dict[Path, float] = {}  # version dir -> manifest mtime when refused
         self._models: dict[str, ModelVersion] = {}
         self.planned: dict[str, PlannedModel] = {}
         self.default_name: str | None = None
@@ -70,3 +85,53 @@ class ModelRegistry:
 
     def manifests(self) -> dict[str, Manifest]:
         return {name: planned.manifest for name, planned in sorted(self.planned.items())}
+
+    def newer_versions(self) -> list[tuple[str, Path]]:
+        """Served models whose repository now holds a higher version than the one served."""
+        found = []
+        for name, planned in self.planned.items():
+            versions = version_dirs(self._settings.model_repository / name)
+            if versions and int(versions[0].name) > planned.manifest.version:
+                found.append((name, versions[0]))
+        return found
+
+    def try_swap(self, name: str, path: Path) -> bool:
+        """Blocking: verify, load and warm `path`, then serve it instead of the current version.
+
+        A broken, incomplete or checksum-mismatched version is refused with one log line (again
+        only if its manifest changes) and the current version keeps serving.
+        """
+        manifest_file = path / MANIFEST
+        stamp = manifest_file.stat().st_mtime if manifest_file.exists() else 0.0
+        if self._refused.get(path) == stamp:
+            return False
+        try:
+            manifest = read_manifest(path)
+            verify_files(path, manifest)
+            model = self._loader(path, manifest)
+        except Exception as err:
+            self._refused[path] = stamp
+            logger.warning(
+                "refusing %s: %s; still serving version %d",
+                path,
+                err,
+                self.planned[name].manifest.version,
+            )
+            return False
+        old = self._models.get(name)
+        # One assignment each: a request sees either the old version or the new, never a mix.
+        self._models[name] = model
+        self.planned[name] = PlannedModel(path, manifest)
+        logger.info("now serving %s version %d from %s", name, manifest.version, path)
+        if old is not None:
+            self._on_retire(old)  # its queued work drains; nothing new goes to it
+        return True
+
+    async def watch(self, interval_s: float) -> None:
+        """Poll the repository for new versions until cancelled."""
+        while True:
+            await asyncio.sleep(interval_s)
+            if not self.ready:
+                continue
+            for name, path in self.newer_versions():
+                await asyncio.to_thread(self.try_swap, name, path)

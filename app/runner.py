@@ -56,6 +56,9 @@ class Runner:
         outputs = await asyncio.to_thread(OPERATIONS[operation], model, images)
         return outputs, Timing(0.0, time.perf_counter() - started, len(images))
 
+    def retire(self, model: ModelVersion) -> None:
+        """A newer version replaced `model`; nothing to do without batchers."""
+
     async def close(self) -> None:
         """Nothing to release."""
 
@@ -68,6 +71,7 @@ class BatchingRunner(Runner):
         self._settings = settings
         self._metrics = metrics
         self._batchers: dict[tuple[str, int, str], Batcher] = {}
+        self._retired: set[tuple[str, int]] = set()
 
     def _batcher(self, model: ModelVersion, operation: Operation) -> Batcher:
         key = (model.name, model.version, operation)
@@ -85,7 +89,16 @@ class BatchingRunner(Runner):
     async def _run(
         self, model: ModelVersion, operation: Operation, images: np.ndarray
     ) -> tuple[Outputs, Timing]:
+        if (model.name, model.version) in self._retired:
+            # A request that picked the old version just before a swap: serve it unbatched.
+            return await super()._run(model, operation, images)
         return await self._batcher(model, operation).submit(images)
+
+    def retire(self, model: ModelVersion) -> None:
+        """Let the replaced version's batchers drain and stop, so its model can be freed."""
+        self._retired.add((model.name, model.version))
+        for key in [k for k in self._batchers if k[:2] == (model.name, model.version)]:
+            self._batchers.pop(key).retire()
 
     async def close(self) -> None:
         await asyncio.gather(*(b.close() for b in self._batchers.values()))

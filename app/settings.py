@@ -46,6 +46,8 @@ class Settings(BaseSettings):
     """Images allowed to wait per batch queue; beyond that requests get 429 + Retry-After."""
     request_timeout_ms: float = Field(default=30_000, gt=0)
     """Deadline for a request's model work, time in the batch queue included (then 504)."""
+    reload_interval_s: float = Field(default=10.0, ge=0)
+    """How often to look for a new model version to load, check, warm and swap in; 0 = never."""
     inference_threads: int = Field(default=0, ge=0)
     """TensorFlow intra-op threads per worker; 0 lets TensorFlow decide."""
     host: str = "127.0.0.1"

@@ -155,3 +155,20 @@ def test_the_queue_is_bounded() -> None:
         await batcher.close()
 
     run(scenario())
+
+
+def test_a_retired_batcher_drains_its_queue_then_stops() -> None:
+    async def scenario() -> None:
+        fn = Recorder()
+        batcher = Batcher(fn, max_batch=2, max_delay_s=0.0, max_queue=100)
+        fn.gate.clear()
+        tasks = [asyncio.create_task(batcher.submit(images(v))) for v in (1, 2, 3, 4, 5)]
+        await asyncio.sleep(0.05)
+        batcher.retire()
+        fn.gate.set()
+        results = await asyncio.gather(*tasks)
+        assert [r[0][0][0, 0, 0] for r in results] == [2, 4, 6, 8, 10]
+        await asyncio.sleep(0.05)
+        assert batcher._worker is not None and batcher._worker.done()
+
+    run(scenario())

@@ -73,6 +73,9 @@ class _FullRunner:
     async def run(self, *args: object) -> None:
         raise QueueFull("batch queue full (max_queue_images)")
 
+    def retire(self, model: object) -> None:
+        pass
+
     async def close(self) -> None:
         pass
 

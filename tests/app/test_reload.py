@@ -1,0 +1,98 @@
+"""Hot reload: a new complete version is swapped in with zero failed requests; a broken one
+is refused and the current version keeps serving."""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+import threading
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from app.main import create_app
+from app.settings import Settings
+from tests.app.conftest import digit_like, serve, wait_ready
+
+CLIENTS = 4
+REQUESTS_PER_CLIENT = 500  # 2,000 in all, across the swap
+PAYLOAD = {"instances": [digit_like(5).tolist()]}
+
+
+def publish_version(model_dir: Path, source: int, target: int, corrupt: bool = False) -> Path:
+    """Copy version `source` to `target` the way the exporter does: stage, then rename."""
+    staging = model_dir / f".tmp-{target}"
+    shutil.copytree(model_dir / str(source), staging)
+    manifest = json.loads((staging / "manifest.json").read_text())
+    manifest["version"] = target
+    (staging / "manifest.json").write_text(json.dumps(manifest))
+    if corrupt:
+        weights = next((staging / "encoder" / "variables").glob("*.data-*"))
+        weights.write_bytes(b"\0" * weights.stat().st_size)
+    final = model_dir / str(target)
+    staging.rename(final)
+    return final
+
+
+@pytest.fixture
+def repo(model_repo: Path, tmp_path: Path) -> Path:
+    shutil.copytree(model_repo, tmp_path / "models")
+    return tmp_path / "models"
+
+
+def test_swap_under_load_has_zero_failures(repo: Path, settings: Settings) -> None:
+    live = settings.model_copy(update={"model_repository": repo, "reload_interval_s": 0.2})
+    failures: list[str] = []
+    versions: list[int] = []
+    lock = threading.Lock()
+
+    def client_loop(url: str) -> None:
+        with httpx.Client(base_url=url, timeout=30) as client:
+            for _ in range(REQUESTS_PER_CLIENT):
+                response = client.post("/classify?model=mnist", json=PAYLOAD)
+                with lock:
+                    if response.status_code != 200:
+                        failures.append(f"{response.status_code} {response.text[:100]}")
+                    else:
+                        versions.append(response.json()["model"]["version"])
+
+    with serve(create_app(live)) as url, httpx.Client(base_url=url, timeout=30) as client:
+        wait_ready(client)
+        threads = [threading.Thread(target=client_loop, args=(url,)) for _ in range(CLIENTS)]
+        for thread in threads:
+            thread.start()
+        while len(versions) < CLIENTS * REQUESTS_PER_CLIENT // 4:
+            time.sleep(0.01)
+        publish_version(repo / "mnist", source=1, target=2)
+        for thread in threads:
+            thread.join()
+        assert client.get("/models/mnist").json()["version"] == 2
+        assert client.get("/readyz").json()["models"]["mnist"] == 2
+    assert failures == []
+    assert len(versions) == CLIENTS * REQUESTS_PER_CLIENT
+    assert versions[0] == 1, "the first requests were served before the swap"
+    assert versions[-1] == 2, "the last requests were served by the new version"
+
+
+def test_corrupt_version_is_refused_and_serving_continues(
+    repo: Path, settings: Settings, caplog: pytest.LogCaptureFixture
+) -> None:
+    live = settings.model_copy(update={"model_repository": repo, "reload_interval_s": 0.1})
+    with serve(create_app(live)) as url, httpx.Client(base_url=url, timeout=30) as client:
+        wait_ready(client)
+        with caplog.at_level(logging.WARNING, logger="app.registry"):
+            publish_version(repo / "mnist", source=1, target=2, corrupt=True)
+            time.sleep(1.0)
+            (repo / "mnist" / "3").mkdir()  # incomplete: no manifest, no graphs
+            time.sleep(1.0)
+        refusals = [r.getMessage() for r in caplog.records if "refusing" in r.getMessage()]
+        assert len(refusals) == 2, refusals  # one line each, not one every poll
+        assert "checksum mismatch" in refusals[0]
+        assert "no manifest" in refusals[1]
+        response = client.post("/classify?model=mnist", json=PAYLOAD)
+        assert response.status_code == 200
+        assert response.json()["model"]["version"] == 1
+        assert response.headers["x-model-version"] == "1"
