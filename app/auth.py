@@ -1,8 +1,9 @@
 """Optional API keys: `Authorization: Bearer <key>` or `X-API-Key: <key>`.
 
 Keys come from LATENTSERVE_API_KEYS and/or LATENTSERVE_API_KEYS_FILE (one per line). With no
-keys configured every request is allowed. Comparison is constant-time over equal-length
-digests, every configured key is compared, and keys never reach logs or reprs (SecretStr).
+keys configured the dependency is not installed, so OpenAPI advertises no auth. Comparison is
+constant-time over equal-length digests, every configured key is compared, and keys never reach
+logs or reprs (SecretStr).
 """
 
 from __future__ import annotations
@@ -40,8 +41,6 @@ async def require_api_key(
     header_key: Annotated[str | None, Depends(api_key_header)],
 ) -> None:
     digests: list[bytes] = request.app.state.api_key_digests
-    if not digests:
-        return
     given = credentials.credentials if credentials else header_key
     if not given or not is_valid(given, digests):
         raise Unauthorized("missing or invalid API key (Authorization: Bearer or X-API-Key)")

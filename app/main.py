@@ -83,7 +83,9 @@ def create_app(
     app.state.runner = runner or make_runner(settings, app.state.metrics)
     app.state.registry = ModelRegistry(settings, loader, on_retire=app.state.runner.retire)
     app.include_router(public_router)
-    app.include_router(router, dependencies=[Depends(require_api_key)])
+    # Only a service with keys requires (and documents in OpenAPI) authentication.
+    auth = [Depends(require_api_key)] if app.state.api_key_digests else []
+    app.include_router(router, dependencies=auth)
     install_error_handlers(app)
     app.add_middleware(BodyLimitMiddleware, max_body_bytes=settings.max_body_bytes)
     if settings.cors_origins:

@@ -51,9 +51,14 @@ IMAGE_BODY: dict[str, Any] = {
                 "schema": {
                     "type": "object",
                     "properties": {
-                        "file": {"type": "array", "items": {"type": "string", "format": "binary"}}
+                        "file": {
+                            "type": "array",
+                            "items": {"type": "string", "format": "binary"},
+                            "minItems": 1,
+                        }
                     },
                     "required": ["file"],
+                    "additionalProperties": False,
                 },
                 "encoding": {"file": {"contentType": "image/*"}},
             },
