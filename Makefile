@@ -5,7 +5,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install run test lint datasets train-all bench clean
+.PHONY: install run test lint datasets train-all bench soak clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -38,6 +38,11 @@ train-all: datasets
 bench: install
 	command -v wrk >/dev/null || apt-get install -y -qq wrk
 	$(BIN)/python bench/run.py
+
+# Bounded soak test: >= 100,000 mixed requests at 64 connections, loopback only (~6 minutes).
+soak: install
+	command -v wrk >/dev/null || apt-get install -y -qq wrk
+	$(BIN)/python bench/soak.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
