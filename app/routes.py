@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 import numpy as np
 from fastapi import APIRouter, Depends, Query, Request
-from fastapi.responses import JSONResponse, PlainTextResponse, Response
+from fastapi.responses import PlainTextResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.concurrency import run_in_threadpool
 
@@ -23,7 +23,6 @@ from app.schemas import (
     EmbedResponse,
     ErrorResponse,
     Health,
-    InstancesRequest,
     ModelInfo,
     ModelList,
     ReconstructResponse,
@@ -255,12 +254,8 @@ async def healthz() -> Health:
 
 
 @public_router.get("/readyz", response_model=Health, responses={503: ERRORS[503]})
-async def readyz(registry: RegistryDep) -> Health | JSONResponse:
+async def readyz(registry: RegistryDep) -> Health:
     """200 once every configured model is loaded and has answered a warm-up inference."""
     if not registry.ready:
         raise NotReady(registry.error or "models are still loading")
     return Health(status="ready", models={n: m.version for n, m in registry.manifests().items()})
-
-
-# Referenced from IMAGE_BODY's $ref; registering it here puts it in components/schemas.
-__all__ = ["InstancesRequest", "router"]
