@@ -21,8 +21,7 @@ from app.repository import (
     RepositoryError,
     latest_version,
     model_names,
-    read_manifest,
-    verify_files,
+    verified_manifest,
     version_dirs,
 )
 from app.settings import Settings
@@ -106,8 +105,7 @@ class ModelRegistry:
         if self._refused.get(path) == stamp:
             return False
         try:
-            manifest = read_manifest(path)
-            verify_files(path, manifest)
+            manifest = verified_manifest(path)
             model = self._loader(path, manifest)
         except Exception as err:
             self._refused[path] = stamp

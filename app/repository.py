@@ -89,6 +89,13 @@ def read_manifest(version_dir: Path) -> Manifest:
     return manifest
 
 
+def verified_manifest(version_dir: Path) -> Manifest:
+    """The version's manifest, once every file it lists has been checked."""
+    manifest = read_manifest(version_dir)
+    verify_files(version_dir, manifest)
+    return manifest
+
+
 def verify_files(version_dir: Path, manifest: Manifest) -> None:
     """Every file the manifest lists exists and matches its sha256."""
     for relative, expected in manifest.files.items():
@@ -121,6 +128,4 @@ def latest_version(root: Path, name: str) -> tuple[Path, Manifest]:
     versions = version_dirs(model_dir)
     if not versions:
         raise RepositoryError(f"{model_dir}: no numbered version directories")
-    manifest = read_manifest(versions[0])
-    verify_files(versions[0], manifest)
-    return versions[0], manifest
+    return versions[0], verified_manifest(versions[0])

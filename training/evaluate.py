@@ -6,7 +6,7 @@ import keras
 import numpy as np
 
 from training.datasets import Dataset
-from training.train import PREDICT_BATCH, TrainedModels, embed, to_unit
+from training.train import PREDICT_BATCH, TrainedModels, to_unit
 
 BCE_EPSILON = 1e-7  # Keras' own clipping epsilon for binary cross-entropy
 
@@ -41,8 +41,8 @@ def reconstruction_errors(images: np.ndarray, reconstructions: np.ndarray) -> di
     }
 
 
-def evaluate(trained: TrainedModels, dataset: Dataset) -> dict[str, object]:
-    latents = embed(trained.encoder, dataset.x_test)
+def evaluate(trained: TrainedModels, dataset: Dataset, latents: np.ndarray) -> dict[str, object]:
+    """Test-split metrics; `latents` are the encoder's outputs for dataset.x_test."""
     reconstructions = np.asarray(
         trained.decoder.predict(latents, batch_size=PREDICT_BATCH, verbose=0)
     )

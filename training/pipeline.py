@@ -73,8 +73,9 @@ def manifest_fields(
     }
 
 
-def write_figures(dataset: Dataset, encoder: Any, decoder: Any, folder: Path, metrics: Any) -> None:
-    latents = embed(encoder, dataset.x_test)
+def write_figures(
+    dataset: Dataset, latents: np.ndarray, decoder: Any, folder: Path, metrics: Any
+) -> None:
     rebuilt = np.asarray(decoder.predict(latents[:10], batch_size=PREDICT_BATCH, verbose=0))
     figures.reconstructions(dataset.x_test, rebuilt, folder / "reconstructions.png")
     figures.confusion(
@@ -96,13 +97,14 @@ def train_and_export(
 ) -> Path:
     start = time.perf_counter()
     trained = train(dataset, config, verbose=verbose)
-    metrics = evaluate(trained, dataset)
+    test_latents = embed(trained.encoder, dataset.x_test)  # one pass, for metrics and figures
+    metrics = evaluate(trained, dataset, test_latents)
     fields = manifest_fields(dataset, config, metrics)
     parts = {"encoder": trained.encoder, "decoder": trained.decoder, "classifier": trained.head}
     exported = export_repository(parts, out, dataset.name, fields, config.model.latent_dim, version)
     folder = results_dir / dataset.name
     folder.mkdir(parents=True, exist_ok=True)
-    write_figures(dataset, trained.encoder, trained.decoder, folder, metrics)
+    write_figures(dataset, test_latents, trained.decoder, folder, metrics)
     timings = {**trained.timings, "total_s": time.perf_counter() - start}
     record = {
         "dataset": fields["dataset"],

@@ -15,7 +15,7 @@ from training.datasets import DatasetError, load_dataset
 from training.evaluate import evaluate
 from training.export import export_repository, sha256_files
 from training.pipeline import manifest_fields
-from training.train import TrainConfig, train
+from training.train import TrainConfig, embed, train
 
 
 @pytest.fixture(scope="module")
@@ -45,7 +45,8 @@ def exported(few_hundred, tmp_path_factory: pytest.TempPathFactory):  # type: ig
     )
     trained = train(few_hundred, config, verbose=0)
     parts = {"encoder": trained.encoder, "decoder": trained.decoder, "classifier": trained.head}
-    fields = manifest_fields(few_hundred, config, evaluate(trained, few_hundred))
+    metrics = evaluate(trained, few_hundred, embed(trained.encoder, few_hundred.x_test))
+    fields = manifest_fields(few_hundred, config, metrics)
     path = export_repository(
         parts, tmp_path_factory.mktemp("out"), few_hundred.name, fields, config.model.latent_dim
     )
