@@ -6,10 +6,12 @@ import argparse
 import json
 import logging
 import sys
+from dataclasses import replace
 from pathlib import Path
+from typing import get_args
 
 from training.datasets import CLASS_NAMES, DEFAULT_CACHE_DIR, DatasetError, load_dataset, prepare
-from training.models import ModelConfig
+from training.models import HeadKind, ModelConfig
 from training.train import TrainConfig
 
 DEFAULT_RESULTS = Path("docs/results")
@@ -18,13 +20,15 @@ DEFAULT_REPORT = Path("docs/training.md")
 # Chosen by measurement on the 2-core machine (docs/training.md); --quick is for demos and CI.
 # Epochs differ per dataset because an epoch of mnist's 7,200 training images is 1/7.5 of
 # Fashion-MNIST's 54,000: both presets fit the 15-minute budget.
-DEFAULT_MODEL = ModelConfig(filters=(32, 32), head_units=256, head_dropout=0.3, input_noise=0.1)
+DEFAULT_MODEL = ModelConfig(
+    filters=(32, 32), head="conv", head_units=256, head_dropout=0.3, input_noise=0.1
+)
 DEFAULTS = {
     "fashion-mnist": TrainConfig(
         model=DEFAULT_MODEL,
         ae_epochs=7,
-        head_epochs=60,
-        fine_tune_epochs=6,
+        head_epochs=30,
+        fine_tune_epochs=5,
         fine_tune_learning_rate=1e-3,
     ),
     "mnist": TrainConfig(
@@ -75,6 +79,15 @@ def output_paths(args: argparse.Namespace) -> tuple[Path, Path]:
     return results, report
 
 
+def _head_arg(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--head",
+        choices=get_args(HeadKind),
+        help="classifier head: conv (default, best with many labels) or dense (the reference, "
+        "better at 10 labels per class; docs/experiments.md)",
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m training", description=__doc__)
     parser.add_argument("-v", "--verbose", action="store_true")
@@ -90,6 +103,7 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--version", type=int, help="version number (default: next free)")
     tr.add_argument("--quick", action="store_true", help="small preset, a few minutes")
     tr.add_argument("--labels-per-class", type=int, help="labelled images per class for the head")
+    _head_arg(tr)
     tr.add_argument("--ae-epochs", type=int)
     tr.add_argument("--head-epochs", type=int)
     tr.add_argument("--fine-tune", type=int, metavar="EPOCHS", help="0 disables fine-tuning")
@@ -101,6 +115,7 @@ def build_parser() -> argparse.ArgumentParser:
     curve.add_argument("--model-dir", type=Path, required=True, help="models/<name>/<version>")
     curve.add_argument("--labels", type=_labels, default=(10, 30, 100, None))
     curve.add_argument("--seeds", type=int, default=3)
+    _head_arg(curve)
 
     rep = commands.add_parser("report", help="regenerate docs/training.md from the results")
     rep.add_argument("--results", type=Path, default=DEFAULT_RESULTS)
@@ -119,7 +134,7 @@ def train_config(args: argparse.Namespace) -> TrainConfig:
         "seed": args.seed,
     }
     fields = base.to_dict() | {k: v for k, v in overrides.items() if v is not None}
-    fields["model"] = base.model
+    fields["model"] = replace(base.model, head=args.head) if args.head else base.model
     return TrainConfig(**fields)  # type: ignore[arg-type]
 
 
@@ -128,6 +143,10 @@ def config_from_manifest(version_dir: Path) -> TrainConfig:
     model = fields.pop("model")
     model["filters"] = tuple(model["filters"])
     return TrainConfig(model=ModelConfig(**model), **fields)
+
+
+def with_head(config: TrainConfig, head: HeadKind | None) -> TrainConfig:
+    return replace(config, model=replace(config.model, head=head)) if head else config
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -159,14 +178,13 @@ def main(argv: list[str] | None = None) -> int:
         )
         print(exported)
         return 0
-    from training.export import load_encoder
     from training.pipeline import run_label_curve
 
     print(
         run_label_curve(
             dataset,
-            load_encoder(args.model_dir),
-            config_from_manifest(args.model_dir),
+            args.model_dir,
+            with_head(config_from_manifest(args.model_dir), args.head),
             *output_paths(args),
             args.labels,
             tuple(range(args.seeds)),

@@ -14,6 +14,7 @@ import numpy as np
 
 from training.datasets import Dataset
 from training.evaluate import predict_classes
+from training.models import IMAGE_SIDE
 from training.train import TrainConfig, embed, fit_head, labelled_split, split_train_val
 
 logger = logging.getLogger(__name__)
@@ -34,22 +35,25 @@ def label_curve(
     seeds: Sequence[int] = DEFAULT_SEEDS,
 ) -> list[dict[str, object]]:
     splits = split_train_val(dataset, config)
+    pixel_shape = (IMAGE_SIDE, IMAGE_SIDE, 1)
     features = {
         "latent": (
             embed(encoder, splits.x_train),
             embed(encoder, splits.x_val),
             embed(encoder, dataset.x_test),
+            config.model.latent_shape,
         ),
         "pixels": (
             flat_pixels(splits.x_train),
             flat_pixels(splits.x_val),
             flat_pixels(dataset.x_test),
+            pixel_shape,
         ),
     }
     rows: list[dict[str, object]] = []
     for per_class in labels_per_class:
         row: dict[str, object] = {"labels_per_class": per_class or "all"}
-        for kind, (train_x, val_x, test_x) in features.items():
+        for kind, (train_x, val_x, test_x, shape) in features.items():
             accuracies = []
             for seed in seeds:
                 keras.utils.set_random_seed(seed)
@@ -64,6 +68,7 @@ def label_curve(
                     run,
                     (train_x[train_idx], splits.y_train[train_idx]),
                     (val_x[val_idx], splits.y_val[val_idx]),
+                    shape,
                 )
                 accuracies.append(float(np.mean(predict_classes(head, test_x) == dataset.y_test)))
             row[kind] = {

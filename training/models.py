@@ -7,6 +7,8 @@ graph is exactly what was trained and the service never re-implements preprocess
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
+from math import prod
+from typing import Literal
 
 import keras
 from keras import layers
@@ -15,6 +17,7 @@ IMAGE_SIDE = 28
 NUM_CLASSES = 10
 POOL_STEPS = 2  # two 2x2 max-pools: 28 -> 14 -> 7
 LATENT_SIDE = IMAGE_SIDE // 2**POOL_STEPS
+HeadKind = Literal["dense", "conv"]
 
 
 @dataclass(frozen=True)
@@ -23,10 +26,15 @@ class ModelConfig:
 
     filters: tuple[int, int] = (32, 16)
     """Conv channels of the two encoder stages; the second is the latent's depth."""
+    head: HeadKind = "dense"
+    """dense: Dense layers on the flattened latent (reference); conv: one more 3x3 conv stage
+    and a 2x2 pool on the spatial latent first."""
+    head_filters: int = 64
+    """Channels of the conv head's conv stage."""
     head_units: int = 128
     """Hidden units of the classifier head."""
     head_dropout: float = 0.0
-    """Dropout before the head's output layer."""
+    """Dropout before the head's hidden and output layers."""
     input_noise: float = 0.0
     """Std of Gaussian noise added to the 0-1 pixels while training the autoencoder."""
 
@@ -67,10 +75,21 @@ def build_decoder(config: ModelConfig) -> keras.Model:
     return keras.Model(latent, reconstruction, name="decoder")
 
 
-def build_head(config: ModelConfig, input_dim: int | None = None) -> keras.Model:
-    """Dense head on a flat feature vector (the latent, or raw pixels for the baseline)."""
-    features = keras.Input((input_dim or config.latent_dim,), name="latent")
-    x = layers.Dense(config.head_units, activation="relu")(features)
+def build_head(
+    config: ModelConfig, feature_shape: tuple[int, int, int] | None = None
+) -> keras.Model:
+    """Head on flat features that have a spatial shape (the latent, or raw pixels as (28, 28, 1)
+    for the baseline); it takes them flat, as the exported classifier signature does."""
+    shape = feature_shape or config.latent_shape
+    features = keras.Input((prod(shape),), name="latent")
+    x = features
+    if config.head == "conv":
+        x = layers.Reshape(shape)(x)
+        x = layers.Conv2D(config.head_filters, 3, padding="same", activation="relu")(x)
+        x = layers.Flatten()(layers.MaxPooling2D(2)(x))
+        if config.head_dropout:
+            x = layers.Dropout(config.head_dropout)(x)
+    x = layers.Dense(config.head_units, activation="relu")(x)
     if config.head_dropout:
         x = layers.Dropout(config.head_dropout)(x)
     probabilities = layers.Dense(NUM_CLASSES, activation="softmax", name="probabilities")(x)

@@ -16,7 +16,7 @@ import tensorflow as tf
 from training import figures
 from training.datasets import FRAMING, Dataset
 from training.evaluate import evaluate
-from training.export import export_repository
+from training.export import export_repository, load_encoder
 from training.label_curve import DEFAULT_LABELS, DEFAULT_SEEDS, label_curve
 from training.report import write_report
 from training.train import PREDICT_BATCH, TrainConfig, embed, train
@@ -123,18 +123,19 @@ def train_and_export(
 
 def run_label_curve(
     dataset: Dataset,
-    encoder: Any,
+    encoder_dir: Path,
     config: TrainConfig,
     results_dir: Path,
     report_path: Path,
     labels: tuple[int | None, ...] = DEFAULT_LABELS,
     seeds: tuple[int, ...] = DEFAULT_SEEDS,
 ) -> Path:
-    rows = label_curve(dataset, encoder, config, labels, seeds)
+    rows = label_curve(dataset, load_encoder(encoder_dir), config, labels, seeds)
     folder = results_dir / dataset.name
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / "label_curve.json"
-    path.write_text(json.dumps({"seeds": list(seeds), "rows": rows}, indent=2) + "\n")
+    record = {"encoder": encoder_dir.as_posix(), "head": config.model.head, "seeds": list(seeds)}
+    path.write_text(json.dumps({**record, "rows": rows}, indent=2) + "\n")
     figures.label_curve(rows, f"label efficiency, {dataset.name}", folder / "label_curve.png")
     write_report(results_dir, report_path)
     return path

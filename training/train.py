@@ -125,11 +125,14 @@ def fit_head(
     config: TrainConfig,
     features: tuple[np.ndarray, np.ndarray],
     validation: tuple[np.ndarray, np.ndarray],
+    feature_shape: tuple[int, int, int] | None = None,
     verbose: int = 0,
 ) -> tuple[keras.Model, dict[str, list[float]]]:
-    """Train a fresh head on flat features; the same recipe serves latents and raw pixels."""
+    """Train a fresh head on flat features; the same recipe serves latents and raw pixels.
+
+    `feature_shape` is the features' spatial shape (default: the latent's)."""
     x, y = features
-    head = build_head(config.model, input_dim=x.shape[1])
+    head = build_head(config.model, feature_shape)
     head.compile(
         optimizer=keras.optimizers.Adam(config.learning_rate),
         loss="sparse_categorical_crossentropy",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -15,7 +16,7 @@ from training.datasets import DatasetError, load_dataset
 from training.evaluate import evaluate
 from training.export import export_repository, sha256_files
 from training.pipeline import manifest_fields
-from training.train import TrainConfig, embed, train
+from training.train import embed, train
 
 
 @pytest.fixture(scope="module")
@@ -38,11 +39,10 @@ def few_hundred() -> object:
     )
 
 
-@pytest.fixture(scope="module")
-def exported(few_hundred, tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
-    config = TrainConfig(
-        **{**TINY_TRAINING.to_dict(), "model": TINY_TRAINING.model, "fine_tune_epochs": 1}
-    )
+@pytest.fixture(scope="module", params=["dense", "conv"])
+def exported(few_hundred, tmp_path_factory: pytest.TempPathFactory, request):  # type: ignore[no-untyped-def]
+    model = replace(TINY_TRAINING.model, head=request.param)
+    config = replace(TINY_TRAINING, model=model, fine_tune_epochs=1)
     trained = train(few_hundred, config, verbose=0)
     parts = {"encoder": trained.encoder, "decoder": trained.decoder, "classifier": trained.head}
     metrics = evaluate(trained, few_hundred, embed(trained.encoder, few_hundred.x_test))

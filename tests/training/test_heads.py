@@ -1,0 +1,37 @@
+"""Classifier heads: the conv head reads the flat latent spatially, and the label curve feeds
+the same head raw pixels at their own spatial shape."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from tests.conftest import TINY_TRAINING, tiny_dataset
+from training.label_curve import label_curve
+from training.models import build_head
+from training.train import train
+
+
+def test_conv_head_takes_flat_features_of_either_shape() -> None:
+    model = replace(TINY_TRAINING.model, head="conv")
+    on_latents = build_head(model)
+    on_pixels = build_head(model, (28, 28, 1))
+    assert on_latents.input_shape == (None, model.latent_dim)
+    assert on_pixels.input_shape == (None, 784)
+    assert on_latents.output_shape == on_pixels.output_shape == (None, 10)
+    # It is spatial: a conv layer sits between the flat input and the dense layers.
+    assert any(layer.__class__.__name__ == "Conv2D" for layer in on_latents.layers)
+    assert not any(
+        layer.__class__.__name__ == "Conv2D" for layer in build_head(TINY_TRAINING.model).layers
+    )
+
+
+def test_label_curve_runs_the_conv_head_on_latents_and_pixels() -> None:
+    config = replace(TINY_TRAINING, model=replace(TINY_TRAINING.model, head="conv"))
+    dataset = tiny_dataset("mnist")
+    encoder = train(dataset, config, verbose=0).encoder
+    rows = label_curve(dataset, encoder, config, labels_per_class=(5,), seeds=(0,))
+    assert rows[0]["labels_per_class"] == 5
+    for kind in ("latent", "pixels"):
+        result = rows[0][kind]
+        assert isinstance(result, dict) and 0.0 <= result["mean"] <= 1.0
+        assert len(result["runs"]) == 1
