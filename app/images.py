@@ -49,7 +49,9 @@ def _to_gray(image: Image.Image) -> np.ndarray:
         rgba = image.convert("RGBA")
         black = Image.new("RGBA", rgba.size, (0, 0, 0, 255))
         image = Image.alpha_composite(black, rgba)
-    return np.asarray(image.convert("L"), dtype=np.uint8)
+    if image.mode != "L":
+        image = image.convert("L")
+    return np.asarray(image, dtype=np.uint8)
 
 
 def _needs_inversion(gray: np.ndarray, invert: Invert) -> bool:
@@ -126,7 +128,9 @@ def decode_image(data: bytes, options: ImageOptions, index: int) -> np.ndarray:
             if width == 0 or height == 0:
                 raise InvalidImage(f"image has no pixels ({width}x{height})", index)
             image.seek(0)  # first frame of animations
-            gray = _to_gray(ImageOps.exif_transpose(image))
+            # In place: an image without an orientation tag (nearly all) is not copied.
+            ImageOps.exif_transpose(image, in_place=True)
+            gray = _to_gray(image)
     except InvalidImage:
         raise
     except Exception as err:  # Pillow raises many types for corrupt files; all mean 422.

@@ -5,14 +5,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Annotated, Any
 
-import numpy as np
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import PlainTextResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.concurrency import run_in_threadpool
 
 from app import results
-from app.batcher import Timing
+from app.batcher import Job, Timing
 from app.errors import ModelNotFound, NotReady
 from app.images import ImageOptions, Invert
 from app.inference import ModelVersion
@@ -82,17 +81,19 @@ ERRORS: dict[int | str, dict[str, Any]] = {
 }
 
 
-def get_settings(request: Request) -> Settings:
+# Dependencies are `async def` although they only read app.state: FastAPI runs a plain `def`
+# dependency in its thread pool, and three thread hops per request showed up under load.
+async def get_settings(request: Request) -> Settings:
     settings: Settings = request.app.state.settings
     return settings
 
 
-def get_registry(request: Request) -> ModelRegistry:
+async def get_registry(request: Request) -> ModelRegistry:
     registry: ModelRegistry = request.app.state.registry
     return registry
 
 
-def get_runner(request: Request) -> Runner:
+async def get_runner(request: Request) -> Runner:
     runner: Runner = request.app.state.runner
     return runner
 
@@ -117,10 +118,10 @@ SettingsDep = Annotated[Settings, Depends(get_settings)]
 
 @dataclass(frozen=True)
 class ImageBatch:
-    """The model a request picked and its images, uint8 (n, 28, 28) in request order."""
+    """The model a request picked and its images (decoded later, in the worker thread)."""
 
     model: ModelVersion
-    images: np.ndarray
+    job: Job
 
 
 async def image_batch(
@@ -141,9 +142,9 @@ async def image_batch(
         fit_box=spec.fit_box,
         centre_of_mass=spec.centre_of_mass,
     )
-    images = await read_images(request, options, settings.max_images)
-    request.state.images = len(images)  # for the access log line
-    return ImageBatch(version, images)
+    job = await read_images(request, options, settings.max_images)
+    request.state.images = job.count  # for the access log line
+    return ImageBatch(version, job)
 
 
 ImagesDep = Annotated[ImageBatch, Depends(image_batch)]
@@ -167,7 +168,7 @@ async def classify(
     response: Response,
     top_k: Annotated[int | None, Query(ge=1, description="also list the k best classes")] = None,
 ) -> ClassifyResponse:
-    (probabilities,), timing = await runner.run(batch.model, "classify", batch.images)
+    _, (probabilities,), timing = await runner.run(batch.model, "classify", batch.job)
     _timing_headers(response, batch.model, timing)
     return results.classify_response(batch.model, probabilities, top_k)
 
@@ -179,7 +180,7 @@ async def embed(
     response: Response,
     normalize: Annotated[bool, Query(description="return unit-length (L2) vectors")] = False,
 ) -> EmbedResponse:
-    (latents,), timing = await runner.run(batch.model, "embed", batch.images)
+    _, (latents,), timing = await runner.run(batch.model, "embed", batch.job)
     _timing_headers(response, batch.model, timing)
     return results.embed_response(batch.model, latents, normalize)
 
@@ -208,8 +209,8 @@ def _wants_png(request: Request) -> bool:
 async def reconstruct(
     request: Request, batch: ImagesDep, runner: RunnerDep, response: Response
 ) -> Response | ReconstructResponse:
-    version, images = batch.model, batch.images
-    (reconstructions, pixels), timing = await runner.run(version, "reconstruct", images)
+    version = batch.model
+    images, (reconstructions, pixels), timing = await runner.run(version, "reconstruct", batch.job)
     if _wants_png(request) and len(images) == 1:
         png = await run_in_threadpool(results.encode_png, pixels[0])
         error = results.reconstruction_errors(images, reconstructions)[0]

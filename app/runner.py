@@ -1,8 +1,10 @@
 """The seam between routes and TensorFlow: `run(model, operation, images)`.
 
 Every operation makes exactly one encoder pass per image and feeds its latents on to the head
-or decoder. `Runner` gives each request its own model call in a worker thread (the unbatched
-baseline); `BatchingRunner` gathers concurrent requests into shared calls (app.batcher).
+or decoder. A request arrives as a `Job` whose images are decoded in the same worker thread
+as the model call. `Runner` gives each request its own thread hop and model call (the
+unbatched baseline); `BatchingRunner` gathers concurrent requests into shared calls
+(app.batcher).
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from typing import Literal
 
 import numpy as np
 
-from app.batcher import Batcher, Outputs, Timing
+from app.batcher import Batcher, Job, Outputs, Result, Timing
 from app.errors import DeadlineExceeded
 from app.inference import ModelVersion
 from app.metrics import Metrics
@@ -35,26 +37,27 @@ class Runner:
     def __init__(self, timeout_s: float) -> None:
         self.timeout_s = timeout_s
 
-    async def run(
-        self, model: ModelVersion, operation: Operation, images: np.ndarray
-    ) -> tuple[Outputs, Timing]:
-        """The operation's outputs, or DeadlineExceeded once the timeout (queue included) passes.
+    async def run(self, model: ModelVersion, operation: Operation, job: Job) -> Result:
+        """The decoded images and the operation's outputs, or DeadlineExceeded once the
+        timeout (queue included) passes.
 
         A request cut off while queued is cancelled, so the batcher drops its work.
         """
         try:
-            return await asyncio.wait_for(self._run(model, operation, images), self.timeout_s)
+            return await asyncio.wait_for(self._run(model, operation, job), self.timeout_s)
         except TimeoutError:
             raise DeadlineExceeded(
                 f"no result within {self.timeout_s * 1000:.0f} ms (request_timeout_ms)"
             ) from None
 
-    async def _run(
-        self, model: ModelVersion, operation: Operation, images: np.ndarray
-    ) -> tuple[Outputs, Timing]:
-        started = time.perf_counter()
-        outputs = await asyncio.to_thread(OPERATIONS[operation], model, images)
-        return outputs, Timing(0.0, time.perf_counter() - started, len(images))
+    async def _run(self, model: ModelVersion, operation: Operation, job: Job) -> Result:
+        def decode_and_call() -> Result:
+            images = job.prepare()
+            started = time.perf_counter()
+            outputs = OPERATIONS[operation](model, images)
+            return images, outputs, Timing(0.0, time.perf_counter() - started, len(images))
+
+        return await asyncio.to_thread(decode_and_call)
 
     def retire(self, model: ModelVersion) -> None:
         """A newer version replaced `model`; nothing to do without batchers."""
@@ -86,13 +89,11 @@ class BatchingRunner(Runner):
             )
         return self._batchers[key]
 
-    async def _run(
-        self, model: ModelVersion, operation: Operation, images: np.ndarray
-    ) -> tuple[Outputs, Timing]:
+    async def _run(self, model: ModelVersion, operation: Operation, job: Job) -> Result:
         if (model.name, model.version) in self._retired:
             # A request that picked the old version just before a swap: serve it unbatched.
-            return await super()._run(model, operation, images)
-        return await self._batcher(model, operation).submit(images)
+            return await super()._run(model, operation, job)
+        return await self._batcher(model, operation).submit(job)
 
     def retire(self, model: ModelVersion) -> None:
         """Let the replaced version's batchers drain and stop, so its model can be freed."""

@@ -1,8 +1,8 @@
 """Reading the images out of a request, whatever form they came in.
 
 Three forms: multipart parts named `file`; a raw body with an image/* content type; JSON
-`{"instances": [{"b64": ...} | 28x28 array, ...]}`. Parsing is here; pixel work is in
-`app.images`, run off the event loop.
+`{"instances": [{"b64": ...} | 28x28 array, ...]}`. Parsing is here, on the event loop;
+pixel work is in `app.images`, run in a worker thread as part of the model call's job.
 """
 
 from __future__ import annotations
@@ -10,14 +10,16 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 import numpy as np
-from starlette.concurrency import run_in_threadpool
-from starlette.datastructures import UploadFile
-from starlette.exceptions import HTTPException
+from python_multipart.exceptions import MultipartParseError
+from python_multipart.multipart import MultipartParser, MultipartState, parse_options_header
 from starlette.requests import Request
 
+from app.batcher import Job
 from app.errors import BadRequest, InvalidImage, PayloadTooLarge, UnsupportedMediaType
 from app.images import ImageOptions, decode_image, from_array
 
@@ -29,26 +31,74 @@ def _media_type(request: Request) -> str:
     return request.headers.get("content-type", "").split(";")[0].strip().lower()
 
 
-async def _multipart(request: Request, max_images: int) -> list[Source]:
+@dataclass
+class _Part:
+    name: bytes = b""
+    filename: bytes | None = None
+    data: list[bytes] = field(default_factory=list)
+
+
+def parse_multipart(body: bytes, content_type: str, max_images: int) -> list[Source]:
+    """The files of a multipart body, in order: parts named `file` that carry a filename.
+
+    python-multipart's parser straight on the (size-limited) body: Starlette's form parser
+    spools every part into a temporary-file object, which cost 3x as much per request
+    (docs/benchmarks.md).
+    """
+    _, params = parse_options_header(content_type)
+    if not params.get(b"boundary"):
+        raise BadRequest("malformed multipart body: no boundary in the content type")
+    parts: list[_Part] = []
+    header_name: list[bytes] = []  # a header may arrive in pieces
+    header_value: list[bytes] = []
+
+    def on_header_field(data: bytes, start: int, end: int) -> None:
+        header_name.append(data[start:end])
+
+    def on_header_value(data: bytes, start: int, end: int) -> None:
+        header_value.append(data[start:end])
+
+    def on_header_end() -> None:
+        if b"".join(header_name).lower() == b"content-disposition":
+            _, options = parse_options_header(b"".join(header_value))
+            parts[-1].name, parts[-1].filename = options.get(b"name", b""), options.get(b"filename")
+        header_name.clear()
+        header_value.clear()
+
+    def on_part_begin() -> None:
+        if len(parts) == max_images:
+            raise PayloadTooLarge(f"more than {max_images} images (max_images)")
+        parts.append(_Part())
+
+    def on_part_data(data: bytes, start: int, end: int) -> None:
+        parts[-1].data.append(data[start:end])
+
+    parser = MultipartParser(
+        params[b"boundary"],
+        {
+            "on_header_field": on_header_field,
+            "on_header_value": on_header_value,
+            "on_header_end": on_header_end,
+            "on_part_begin": on_part_begin,
+            "on_part_data": on_part_data,
+        },
+    )
     try:
-        # One more file than allowed lets us tell "too many" (413) from other errors (400).
-        form = await request.form(max_files=max_images + 1, max_fields=max_images + 1)
-    except HTTPException as err:
-        if "Too many files" in str(err.detail):
-            raise PayloadTooLarge(f"more than {max_images} images (max_images)") from None
-        raise BadRequest(f"malformed multipart body: {err.detail}") from None
+        parser.write(body)
+    except MultipartParseError as err:
+        raise BadRequest(f"malformed multipart body: {err}") from None
+    if parser.state != MultipartState.END:
+        raise BadRequest("malformed multipart body: it ends before the closing boundary")
     sources: list[Source] = []
-    try:
-        for field, value in form.multi_items():
-            if field != FILE_FIELD:
-                raise BadRequest(
-                    f"unexpected form field {field!r}; send images as parts named {FILE_FIELD!r}"
-                )
-            if not isinstance(value, UploadFile):
-                raise InvalidImage(f"part {FILE_FIELD!r} is not a file", len(sources))
-            sources.append(await value.read())
-    finally:
-        await form.close()
+    for part in parts:
+        if part.name != FILE_FIELD.encode():
+            raise BadRequest(
+                f"unexpected form field {part.name.decode('latin-1')!r}; send images as parts "
+                f"named {FILE_FIELD!r}"
+            )
+        if part.filename is None:
+            raise InvalidImage(f"part {FILE_FIELD!r} is not a file", len(sources))
+        sources.append(b"".join(part.data))
     return sources
 
 
@@ -78,10 +128,10 @@ def _json_instances(body: bytes) -> list[Source]:
 
 async def read_sources(request: Request, max_images: int) -> list[Source]:
     media_type = _media_type(request)
+    body = await request.body()  # bounded by the body-size limit middleware
     if media_type == "multipart/form-data":
-        sources = await _multipart(request, max_images)
+        sources = parse_multipart(body, request.headers["content-type"], max_images)
     else:
-        body = await request.body()  # bounded by the body-size limit middleware
         if not body:
             raise BadRequest("empty request body; send an image")
         if media_type.startswith("image/"):
@@ -110,7 +160,11 @@ def decode_all(sources: list[Source], options: ImageOptions) -> np.ndarray:
     return np.stack(images)
 
 
-async def read_images(request: Request, options: ImageOptions, max_images: int) -> np.ndarray:
-    """uint8 (n, 28, 28) in request order, or a typed client error."""
+async def read_images(request: Request, options: ImageOptions, max_images: int) -> Job:
+    """The request's images as a job that decodes them to uint8 (n, 28, 28) in request order.
+
+    Parsing errors are raised here; decoding errors (422) when the job runs, in the worker
+    thread that also makes the model call.
+    """
     sources = await read_sources(request, max_images)
-    return await run_in_threadpool(decode_all, sources, options)
+    return Job(len(sources), partial(decode_all, sources, options))

@@ -8,7 +8,7 @@ import threading
 import numpy as np
 import pytest
 
-from app.batcher import Batcher
+from app.batcher import Batcher, Job
 from app.errors import QueueFull
 
 
@@ -41,18 +41,18 @@ def test_concurrent_requests_share_one_call_and_keep_their_rows() -> None:
         fn = Recorder()
         batcher = Batcher(fn, max_batch=64, max_delay_s=0.05, max_queue=1000)
         fn.gate.clear()
-        first = asyncio.create_task(batcher.submit(images(1)))  # occupies the worker
+        first = asyncio.create_task(batcher.submit(Job.of(images(1))))  # occupies the worker
         await asyncio.sleep(0.05)
-        rest = [asyncio.create_task(batcher.submit(images(v, v))) for v in (2, 3, 4)]
+        rest = [asyncio.create_task(batcher.submit(Job.of(images(v, v)))) for v in (2, 3, 4)]
         await asyncio.sleep(0.05)
         fn.gate.set()
         results = await asyncio.gather(first, *rest)
         assert fn.calls == [1, 2 + 3 + 4]
-        for value, ((doubled, sums), _) in zip((1, 2, 3, 4), results, strict=True):
+        for value, (_, (doubled, sums), _) in zip((1, 2, 3, 4), results, strict=True):
             assert doubled.shape == (value, 28, 28)
             assert (doubled == value * 2).all()
             assert (sums == value * 784).all()
-        assert results[1][1].batch_images == 9
+        assert results[1][2].batch_images == 9
         await batcher.close()
 
     run(scenario())
@@ -62,7 +62,7 @@ def test_a_lone_request_does_not_wait_for_the_max_delay() -> None:
     async def scenario() -> None:
         batcher = Batcher(Recorder(), max_batch=64, max_delay_s=60, max_queue=100)
         # With a 60 s max delay, finishing at all within 10 s means it did not wait.
-        (_, timing) = await asyncio.wait_for(batcher.submit(images(1)), timeout=10)
+        (_, _, timing) = await asyncio.wait_for(batcher.submit(Job.of(images(1))), timeout=10)
         assert timing.batch_images == 1
         await batcher.close()
 
@@ -74,7 +74,9 @@ def test_batches_flush_at_max_batch_images() -> None:
         fn = Recorder()
         batcher = Batcher(fn, max_batch=4, max_delay_s=0.01, max_queue=100)
         fn.gate.clear()
-        tasks = [asyncio.create_task(batcher.submit(images(v % 200 + 1, 2))) for v in range(5)]
+        tasks = [
+            asyncio.create_task(batcher.submit(Job.of(images(v % 200 + 1, 2)))) for v in range(5)
+        ]
         await asyncio.sleep(0.05)
         fn.gate.set()
         await asyncio.gather(*tasks)
@@ -89,7 +91,7 @@ def test_an_oversize_request_runs_alone() -> None:
     async def scenario() -> None:
         fn = Recorder()
         batcher = Batcher(fn, max_batch=4, max_delay_s=0.01, max_queue=100)
-        (doubled, _), _ = await batcher.submit(images(3, 10))
+        _, (doubled, _), _ = await batcher.submit(Job.of(images(3, 10)))
         assert doubled.shape[0] == 10
         assert fn.calls == [10]
         await batcher.close()
@@ -102,14 +104,14 @@ def test_one_bad_item_fails_only_its_own_request() -> None:
         fn = Recorder()
         batcher = Batcher(fn, max_batch=64, max_delay_s=0.05, max_queue=100)
         fn.gate.clear()
-        blocker = asyncio.create_task(batcher.submit(images(1)))
+        blocker = asyncio.create_task(batcher.submit(Job.of(images(1))))
         await asyncio.sleep(0.05)
-        good = [asyncio.create_task(batcher.submit(images(v))) for v in (5, 6)]
-        bad = asyncio.create_task(batcher.submit(images(255)))
+        good = [asyncio.create_task(batcher.submit(Job.of(images(v)))) for v in (5, 6)]
+        bad = asyncio.create_task(batcher.submit(Job.of(images(255))))
         await asyncio.sleep(0.05)
         fn.gate.set()
         await blocker
-        assert [(await g)[0][0][0, 0, 0] for g in good] == [10, 12]
+        assert [(await g)[1][0][0, 0, 0] for g in good] == [10, 12]
         with pytest.raises(ValueError, match="poison"):
             await bad
         await batcher.close()
@@ -122,10 +124,10 @@ def test_work_for_a_cancelled_request_is_dropped() -> None:
         fn = Recorder()
         batcher = Batcher(fn, max_batch=64, max_delay_s=0.0, max_queue=100)
         fn.gate.clear()
-        blocker = asyncio.create_task(batcher.submit(images(1)))
+        blocker = asyncio.create_task(batcher.submit(Job.of(images(1))))
         await asyncio.sleep(0.05)
-        gone = asyncio.create_task(batcher.submit(images(7, 5)))
-        kept = asyncio.create_task(batcher.submit(images(8, 2)))
+        gone = asyncio.create_task(batcher.submit(Job.of(images(7, 5))))
+        kept = asyncio.create_task(batcher.submit(Job.of(images(8, 2))))
         await asyncio.sleep(0.05)
         gone.cancel()  # the client went away
         fn.gate.set()
@@ -142,13 +144,13 @@ def test_the_queue_is_bounded() -> None:
         fn = Recorder()
         batcher = Batcher(fn, max_batch=8, max_delay_s=0.0, max_queue=10)
         fn.gate.clear()
-        blocker = asyncio.create_task(batcher.submit(images(1)))
+        blocker = asyncio.create_task(batcher.submit(Job.of(images(1))))
         await asyncio.sleep(0.05)
-        waiting = asyncio.create_task(batcher.submit(images(2, 8)))
+        waiting = asyncio.create_task(batcher.submit(Job.of(images(2, 8))))
         await asyncio.sleep(0.01)
         assert batcher.queued_images == 8
         with pytest.raises(QueueFull, match="max_queue"):
-            await batcher.submit(images(3, 3))
+            await batcher.submit(Job.of(images(3, 3)))
         fn.gate.set()
         await asyncio.gather(blocker, waiting)
         assert batcher.queued_images == 0
@@ -162,13 +164,43 @@ def test_a_retired_batcher_drains_its_queue_then_stops() -> None:
         fn = Recorder()
         batcher = Batcher(fn, max_batch=2, max_delay_s=0.0, max_queue=100)
         fn.gate.clear()
-        tasks = [asyncio.create_task(batcher.submit(images(v))) for v in (1, 2, 3, 4, 5)]
+        tasks = [asyncio.create_task(batcher.submit(Job.of(images(v)))) for v in (1, 2, 3, 4, 5)]
         await asyncio.sleep(0.05)
         batcher.retire()
         fn.gate.set()
         results = await asyncio.gather(*tasks)
-        assert [r[0][0][0, 0, 0] for r in results] == [2, 4, 6, 8, 10]
+        assert [r[1][0][0, 0, 0] for r in results] == [2, 4, 6, 8, 10]
         await asyncio.sleep(0.05)
         assert batcher._worker is not None and batcher._worker.done()
+
+    run(scenario())
+
+
+def test_a_job_that_fails_to_decode_fails_alone_and_decoding_is_off_the_loop() -> None:
+    async def scenario() -> None:
+        fn = Recorder()
+        batcher = Batcher(fn, max_batch=64, max_delay_s=0.05, max_queue=100)
+        decoded_in: list[threading.Thread] = []
+
+        def decode(value: int) -> np.ndarray:
+            decoded_in.append(threading.current_thread())
+            if value < 0:
+                raise ValueError("undecodable")
+            return images(value)
+
+        fn.gate.clear()
+        blocker = asyncio.create_task(batcher.submit(Job.of(images(1))))
+        await asyncio.sleep(0.05)
+        jobs = [Job(1, lambda v=v: decode(v)) for v in (5, -1, 6)]  # type: ignore[misc]
+        tasks = [asyncio.create_task(batcher.submit(job)) for job in jobs]
+        await asyncio.sleep(0.05)
+        fn.gate.set()
+        await blocker
+        good_a, bad, good_b = await asyncio.gather(*tasks, return_exceptions=True)
+        assert isinstance(bad, ValueError)
+        assert good_a[1][0][0, 0, 0] == 10 and good_b[1][0][0, 0, 0] == 12  # type: ignore[index]
+        assert fn.calls == [1, 2]  # the two good jobs still shared one call
+        assert threading.main_thread() not in decoded_in
+        await batcher.close()
 
     run(scenario())

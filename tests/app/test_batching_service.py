@@ -9,6 +9,7 @@ import httpx
 import numpy as np
 import pytest
 
+from app.batcher import Job
 from app.errors import DeadlineExceeded, QueueFull
 from app.main import create_app
 from app.settings import Settings
@@ -125,7 +126,7 @@ def test_deadline_includes_queue_time_and_gives_504(settings: Settings, batching
         fast = settings.model_copy(update={"request_timeout_ms": 100})
         runner = BatchingRunner(fast, Metrics()) if batching else Runner(0.1)
         with pytest.raises(DeadlineExceeded, match="request_timeout_ms") as info:
-            await runner.run(_SlowModel(), "embed", np.zeros((1, 28, 28), np.uint8))  # type: ignore[arg-type]
+            await runner.run(_SlowModel(), "embed", Job.of(np.zeros((1, 28, 28), np.uint8)))  # type: ignore[arg-type]
         assert info.value.status_code == 504
         await runner.close()
 

@@ -111,6 +111,19 @@ def test_first_frame_of_an_animation() -> None:
     np.testing.assert_array_equal(decode_image(buffer.getvalue(), OPTIONS, 0), stroke())
 
 
+def test_exif_orientation_is_applied() -> None:
+    """A phone photo stored sideways with an orientation tag arrives upright."""
+    upright = np.zeros((28, 28), dtype=np.uint8)
+    upright[2:8, :] = 255  # a bar along the top edge
+    stored = Image.fromarray(upright).transpose(Image.Transpose.ROTATE_90)  # bar on the left
+    exif = Image.Exif()
+    exif[0x0112] = 6  # orientation: rotate 90 degrees clockwise to display
+    buffer = io.BytesIO()
+    stored.save(buffer, format="PNG", exif=exif)
+    decoded = decode_image(buffer.getvalue(), OPTIONS, 0)
+    np.testing.assert_array_equal(decoded, upright)
+
+
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.binary(max_size=2048))
 def test_random_bytes_give_a_typed_error_or_an_image(data: bytes) -> None:
