@@ -49,7 +49,9 @@ Result = tuple[np.ndarray, Outputs, "Timing"]  # decoded images, their output ro
 @dataclass(frozen=True)
 class Timing:
     queue_s: float
+    """From submission until the model call starts; includes decoding the batch's images."""
     inference_s: float
+    """The model call alone."""
     batch_images: int
 
 

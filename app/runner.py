@@ -51,11 +51,14 @@ class Runner:
             ) from None
 
     async def _run(self, model: ModelVersion, operation: Operation, job: Job) -> Result:
+        submitted = time.perf_counter()
+
         def decode_and_call() -> Result:
             images = job.prepare()
             started = time.perf_counter()
             outputs = OPERATIONS[operation](model, images)
-            return images, outputs, Timing(0.0, time.perf_counter() - started, len(images))
+            elapsed = time.perf_counter() - started
+            return images, outputs, Timing(started - submitted, elapsed, len(images))
 
         return await asyncio.to_thread(decode_and_call)
 

@@ -29,14 +29,14 @@ DEFAULTS = {
         ae_epochs=7,
         head_epochs=30,
         fine_tune_epochs=5,
-        fine_tune_learning_rate=1e-3,
+        fine_tune_learning_rate=2e-4,
     ),
     "mnist": TrainConfig(
         model=DEFAULT_MODEL,
         ae_epochs=40,
         head_epochs=100,
         fine_tune_epochs=30,
-        fine_tune_learning_rate=1e-3,
+        fine_tune_learning_rate=2e-4,
     ),
 }
 QUICK = TrainConfig(

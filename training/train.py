@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 
 import keras
 import numpy as np
@@ -160,8 +160,13 @@ def fine_tune(
     validation: tuple[np.ndarray, np.ndarray],
     verbose: int,
 ) -> tuple[keras.Model, dict[str, list[float]]]:
-    """Train encoder + head together, on copies: the exported encoder stays the autoencoder's."""
-    encoder_copy, head_copy = keras.models.clone_model(encoder), keras.models.clone_model(head)
+    """Train encoder + head together, on copies: the exported encoder stays the autoencoder's.
+
+    The copy has no input noise: the autoencoder's denoising noise cost the classifier about a
+    point of accuracy when left on during fine-tuning (docs/experiments.md).
+    """
+    encoder_copy = build_encoder(replace(config.model, input_noise=0.0))
+    head_copy = keras.models.clone_model(head)
     encoder_copy.set_weights(encoder.get_weights())
     head_copy.set_weights(head.get_weights())
     classifier = build_classifier(encoder_copy, head_copy)
