@@ -99,6 +99,34 @@ CASES = [
         0,
     ),
     (
+        "multipart cut before its closing boundary",
+        raw(
+            b'--b\r\nContent-Disposition: form-data; name="file"; filename="a.png"\r\n\r\n'
+            + GOOD_PNG,
+            "multipart/form-data; boundary=b",
+        ),
+        400,
+        "bad_request",
+        None,
+    ),
+    (
+        "multipart field that is not a file",
+        raw(
+            b'--b\r\nContent-Disposition: form-data; name="file"\r\n\r\nhello\r\n--b--\r\n',
+            "multipart/form-data; boundary=b",
+        ),
+        422,
+        "invalid_image",
+        0,
+    ),
+    (
+        "multipart with another boundary",
+        raw(b"--other\r\n\r\nx\r\n--other--\r\n", "multipart/form-data; boundary=b"),
+        400,
+        "bad_request",
+        None,
+    ),
+    (
         "multipart without boundary",
         raw(b"--x\r\n", "multipart/form-data"),
         400,
