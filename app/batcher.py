@@ -78,6 +78,7 @@ class BatchStats:
 
     on_batch: Callable[[int, float], None] = lambda images, seconds: None
     on_depth: Callable[[int], None] = lambda depth: None
+    on_queued: Callable[[float], None] = lambda seconds: None  # per request
 
 
 class Batcher:
@@ -209,6 +210,7 @@ class Batcher:
             offset += len(prepared)
             if not item.future.done():
                 timing = Timing(done.started - item.enqueued, done.inference_s, images)
+                self._stats.on_queued(timing.queue_s)
                 item.future.set_result((prepared, tuple(o[rows] for o in done.outputs), timing))
 
     async def close(self) -> None:

@@ -32,7 +32,7 @@ class Metrics:
         )
         self.queue_time = Histogram(
             "latentserve_queue_seconds",
-            "time a request's images waited for a batch",
+            "time from joining the batch queue to the model call (decoding included)",
             ["model", "operation"],
             buckets=LATENCY_BUCKETS,
             registry=self.registry,
@@ -62,9 +62,10 @@ class Metrics:
         batch_images = self.batch_images.labels(model, operation)
         inference = self.inference_time.labels(model, operation)
         depth = self.queue_depth.labels(model, operation)
+        queued = self.queue_time.labels(model, operation)
 
         def on_batch(images: int, seconds: float) -> None:
             batch_images.observe(images)
             inference.observe(seconds)
 
-        return BatchStats(on_batch=on_batch, on_depth=depth.set)
+        return BatchStats(on_batch=on_batch, on_depth=depth.set, on_queued=queued.observe)

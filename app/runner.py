@@ -1,4 +1,4 @@
-"""The seam between routes and TensorFlow: `run(model, operation, images)`.
+"""The seam between routes and TensorFlow: `run(model, operation, job)`.
 
 Every operation makes exactly one encoder pass per image and feeds its latents on to the head
 or decoder. A request arrives as a `Job` whose images are decoded in the same worker thread

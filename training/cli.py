@@ -134,8 +134,8 @@ def train_config(args: argparse.Namespace) -> TrainConfig:
         "seed": args.seed,
     }
     fields = base.to_dict() | {k: v for k, v in overrides.items() if v is not None}
-    fields["model"] = replace(base.model, head=args.head) if args.head else base.model
-    return TrainConfig(**fields)  # type: ignore[arg-type]
+    fields["model"] = base.model
+    return with_head(TrainConfig(**fields), args.head)  # type: ignore[arg-type]
 
 
 def config_from_manifest(version_dir: Path) -> TrainConfig:

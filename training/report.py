@@ -69,12 +69,11 @@ def _dataset_section(name: str, metrics: dict[str, Any], folder: str) -> list[st
 
 
 def _curve_section(name: str, curve: dict[str, Any], folder: str) -> list[str]:
-    # Files written before the head kind and encoder were recorded: the dense head, version 1.
-    head, encoder = curve.get("head", "dense"), curve.get("encoder", f"models/{name}/1")
     lines = [
         f"### Label efficiency, {name}",
         "",
-        f"Encoder `{encoder}`; the same {head} head on its latents and on raw pixels (as a "
+        f"Encoder `{curve['encoder']}`; the same {curve['head']} head on its latents and on raw "
+        "pixels (as a "
         f"28×28×1 image), {len(curve['seeds'])} seeds ({', '.join(map(str, curve['seeds']))}), "
         "test accuracy mean ± std. Labelled validation images for early stopping are as "
         "scarce as the labelled training images.",

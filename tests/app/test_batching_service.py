@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import re
 import threading
 
 import httpx
@@ -67,6 +68,10 @@ def test_metrics_endpoint(client: httpx.Client) -> None:
     assert 'latentserve_batch_images_bucket{le="1.0",model="mnist",operation="classify"}' in text
     assert "latentserve_queue_images{" in text
     assert 'latentserve_inference_seconds_count{model="mnist",operation="classify"}' in text
+    queued = re.search(
+        r'latentserve_queue_seconds_count\{model="mnist",operation="classify"\} (\S+)', text
+    )
+    assert queued is not None and float(queued.group(1)) >= 1
     assert "latentserve_request_seconds_bucket" in text
 
 

@@ -24,6 +24,9 @@ def test_defaults_are_per_dataset_and_flags_override_them() -> None:
     assert custom.labels_per_class == 10
     assert custom.fine_tune_epochs == 0
     assert custom.ae_epochs == DEFAULTS["mnist"].ae_epochs
+    dense = train_config(parse("train", "--dataset", "mnist", "--head", "dense"))
+    assert dense.model.head == "dense" and DEFAULTS["mnist"].model.head == "conv"
+    assert dense.model.filters == DEFAULTS["mnist"].model.filters
 
 
 def test_results_go_to_docs_only_for_the_shipped_repository(tmp_path: Path) -> None:
