@@ -2,9 +2,10 @@
 
 One `Batcher` per (model version, operation). Requests put a `Job` (their still-encoded
 images) on a bounded queue and await a future; a single worker task takes what is queued
-(counting images, not requests, up to `max_batch`) and, in one worker thread, decodes every
-job and makes one model call, then hands each request its own rows. One thread hop per batch
-instead of one per request keeps the GIL hand-offs, which dominated under load, per batch too.
+(counting images, not requests, up to `max_batch`), decodes every job in a worker thread,
+makes one model call in another, then hands each request its own rows. Thread hops per batch
+instead of per request keep the GIL hand-offs, which dominated under load, per batch too; and
+the next batch decodes while the current one is in the model.
 
 No added latency when idle: the worker never waits for a lone request. While a call is
 running, new requests queue up and form the next batch by themselves; `max_delay_s` only
@@ -63,22 +64,26 @@ class _Item:
 
 
 @dataclass
-class _Done:
-    """What the worker thread hands back: per item its images or its decode error."""
-
-    prepared: list[np.ndarray | Exception]
-    outputs: Outputs
-    started: float
-    inference_s: float
-
-
-@dataclass
 class BatchStats:
     """Hooks for metrics; the default does nothing."""
 
     on_batch: Callable[[int, float], None] = lambda images, seconds: None
     on_depth: Callable[[int], None] = lambda depth: None
     on_queued: Callable[[float], None] = lambda seconds: None  # per request
+
+
+Prepared = np.ndarray | Exception  # a job's decoded images, or why they did not decode
+
+
+def _prepare(batch: list[_Item]) -> list[Prepared]:
+    """In a worker thread: decode each job; a bad one fails alone, later, not the batch."""
+    prepared: list[Prepared] = []
+    for item in batch:
+        try:
+            prepared.append(item.job.prepare())
+        except Exception as err:
+            prepared.append(err)
+    return prepared
 
 
 class Batcher:
@@ -161,32 +166,56 @@ class Batcher:
         self._wakeup.set()
 
     async def _run(self) -> None:
-        while True:
-            if not self._queue:
-                if self._retiring:
-                    return
-                self._wakeup.clear()
-                await self._wakeup.wait()
-            batch = await self._gather()
-            if batch:
-                await self._execute(batch)
+        """Two-stage pipeline: decode batch n+1 while batch n's model call runs.
 
-    def _prepare_and_call(self, batch: list[_Item]) -> _Done:
-        """In the worker thread: decode each job (a bad one fails alone), then one model call."""
-        prepared: list[np.ndarray | Exception] = []
-        for item in batch:
-            try:
-                prepared.append(item.job.prepare())
-            except Exception as err:
-                prepared.append(err)
-        images = [p for p in prepared if isinstance(p, np.ndarray)]
-        started = time.perf_counter()
-        outputs = self._fn(np.concatenate(images)) if images else ()
-        return _Done(prepared, outputs, started, time.perf_counter() - started)
-
-    async def _execute(self, batch: list[_Item]) -> None:
+        Decoding holds the GIL while TensorFlow's call mostly releases it, so overlapping the
+        two keeps both cores busy; model calls still run one at a time, in order.
+        """
+        calling: asyncio.Task[None] | None = None
         try:
-            done = await asyncio.to_thread(self._prepare_and_call, batch)
+            while True:
+                if not self._queue:
+                    if self._retiring:
+                        break
+                    self._wakeup.clear()
+                    await self._wakeup.wait()
+                batch = await self._gather()
+                if not batch:
+                    continue
+                prepared = await asyncio.to_thread(_prepare, batch)
+                if calling is not None:
+                    await calling
+                calling = asyncio.create_task(self._call(batch, prepared))
+            if calling is not None:
+                await calling  # retiring: finish the last call, then stop
+        finally:
+            if calling is not None and not calling.done():  # close(): stop waiting for it
+                calling.cancel()
+                await asyncio.gather(calling, return_exceptions=True)
+
+    @staticmethod
+    def _still_wanted(
+        batch: list[_Item], prepared: list[Prepared]
+    ) -> tuple[list[_Item], list[np.ndarray]]:
+        """Fail the requests whose images did not decode and drop those whose client left."""
+        items, images = [], []
+        for item, decoded in zip(batch, prepared, strict=True):
+            if item.future.done():
+                continue
+            if isinstance(decoded, Exception):
+                item.future.set_exception(decoded)
+            else:
+                items.append(item)
+                images.append(decoded)
+        return items, images
+
+    async def _call(self, batch: list[_Item], prepared: list[Prepared]) -> None:
+        """One model call for the batch's decoded images, then each request gets its rows."""
+        batch, decoded = self._still_wanted(batch, prepared)
+        if not batch:
+            return
+        try:
+            started, outputs, inference_s = await asyncio.to_thread(self._timed_call, decoded)
         except Exception as err:
             if len(batch) == 1:
                 if not batch[0].future.done():
@@ -194,24 +223,30 @@ class Batcher:
                 return
             # So that one bad item fails only its own request, retry each request alone.
             logger.warning("batched call failed (%s); retrying %d requests alone", err, len(batch))
-            for item in batch:
-                await self._execute([item])
+            for item, images in zip(batch, decoded, strict=True):
+                await self._call([item], [images])
             return
-        images = sum(len(p) for p in done.prepared if isinstance(p, np.ndarray))
-        if images:
-            self._stats.on_batch(images, done.inference_s)
+        count = sum(len(images) for images in decoded)
+        self._stats.on_batch(count, inference_s)
         offset = 0
-        for item, prepared in zip(batch, done.prepared, strict=True):
-            if isinstance(prepared, Exception):
-                if not item.future.done():
-                    item.future.set_exception(prepared)
-                continue
-            rows = slice(offset, offset + len(prepared))
-            offset += len(prepared)
+        for item, images in zip(batch, decoded, strict=True):
+            rows = slice(offset, offset + len(images))
+            offset += len(images)
             if not item.future.done():
-                timing = Timing(done.started - item.enqueued, done.inference_s, images)
+                timing = Timing(started - item.enqueued, inference_s, count)
                 self._stats.on_queued(timing.queue_s)
-                item.future.set_result((prepared, tuple(o[rows] for o in done.outputs), timing))
+                item.future.set_result((images, tuple(o[rows] for o in outputs), timing))
+
+    def _timed_call(self, decoded: list[np.ndarray]) -> tuple[float, Outputs, float]:
+        images = np.concatenate(decoded)
+        started = time.perf_counter()
+        # A request with more images than max_batch forms a batch alone; calling the model on
+        # at most max_batch images at a time bounds the activations' memory all the same.
+        calls = [
+            self._fn(images[i : i + self.max_batch]) for i in range(0, len(images), self.max_batch)
+        ]
+        outputs = tuple(np.concatenate(parts) for parts in zip(*calls, strict=True))
+        return started, outputs, time.perf_counter() - started
 
     async def close(self) -> None:
         if self._worker is not None:

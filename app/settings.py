@@ -38,12 +38,14 @@ class Settings(BaseSettings):
     """Most pixels (width x height) one uploaded image may declare; checked before decoding."""
     batching: bool = True
     """Gather images from concurrent requests into shared model calls (false: one call each)."""
-    max_batch_images: int = Field(default=256, gt=0)
-    """Most images in one batched model call."""
+    max_batch_images: int = Field(default=128, gt=0)
+    """Most images in one model call (a larger request runs alone, in several calls): bounds
+    the activations' memory; 128 runs about as many images/s as 512 (docs/benchmarks.md)."""
     max_batch_delay_ms: float = Field(default=2.0, ge=0)
     """How long a batch that is still filling may wait for more requests under load."""
     max_queue_images: int = Field(default=4096, gt=0)
-    """Images allowed to wait per batch queue; beyond that requests get 429 + Retry-After."""
+    """Images allowed to wait per batch queue; beyond that requests get 429 + Retry-After.
+    (Besides the queue, one batch is in the model and the next one decoded, waiting for it.)"""
     request_timeout_ms: float = Field(default=30_000, gt=0)
     """Deadline for a request's model work, time in the batch queue included (then 504)."""
     reload_interval_s: float = Field(default=10.0, ge=0)

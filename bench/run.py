@@ -6,6 +6,7 @@ Load comes from wrk (Debian package `wrk`), on loopback only. Measured in order:
   1. a FastAPI hello-world GET (the ceiling for this framework on this machine),
   2. the service with LATENTSERVE_BATCHING=false: decode + one SavedModel call per request,
   3. in-process batched TensorFlow throughput (no HTTP),
+  3b. the framework floor: the service's request path with zeros for a model (bench/floor.py),
   4. the batching service: /classify, /embed, /reconstruct with one PNG per request at
      1, 32 and 128 connections, and with 256-image requests.
 Writes out/results.json and prints a markdown table (copied into docs/benchmarks.md).
@@ -184,7 +185,8 @@ class Server:
 
 
 def in_process(model_name: str, seconds: float) -> dict[str, float]:
-    """Encoder + head images/s without HTTP: batch 512, and one image per call."""
+    """Encoder + head images/s without HTTP, through the same composed graph call the service
+    makes (`ModelVersion.classify`): batch 512, and one image per call."""
     from app.inference import load_version
     from app.repository import latest_version
 
@@ -192,10 +194,10 @@ def in_process(model_name: str, seconds: float) -> dict[str, float]:
     result = {}
     for batch in (512, 1):
         images = np.zeros((batch, 28, 28), dtype=np.uint8)
-        model.classify_latents(model.encode(images))
+        model.classify(images)
         done, start = 0, time.perf_counter()
         while time.perf_counter() - start < seconds:
-            model.classify_latents(model.encode(images))
+            model.classify(images)
             done += batch
         result[f"batch_{batch}_images_s"] = done / (time.perf_counter() - start)
     return result
@@ -255,6 +257,12 @@ def benchmark(args: argparse.Namespace) -> dict[str, Any]:
         for conns in (1, 32):
             measure("unbatched baseline", baseline, "/classify", one_png, conns, 1)
     peaks["unbatched baseline"] = baseline.peak_mb
+
+    # The same request path minus the model: an upper bound for any batcher in one worker.
+    with Server("bench.floor:app_from_env", model_env, factory=True) as floor:
+        measure("no-model floor", floor, "/classify", one_png, 32, 1)
+        measure("no-model floor", floor, "/classify", batch_png, 8, 256)
+    peaks["no-model floor"] = floor.peak_mb
 
     inproc = in_process(args.model, seconds=min(args.duration, 5))
     print("in-process", inproc, flush=True)
@@ -356,6 +364,18 @@ def markdown(results: dict[str, Any]) -> str:
         f"| (2 workers) /classify c=32 req/s vs hello-world (2 workers) | "
         f"{service2['req_s'] / hello2['req_s']:.2f} | – | – |"
     )
+    floor1 = find(results["rows"], "no-model floor", "/classify", 32)
+    floor256 = find(results["rows"], "no-model floor", "/classify", 8)
+    hello = find(results["rows"], "hello-world ceiling", "/", 32)
+    inproc512 = inproc["batch_512_images_s"]
+    lines += [
+        f"| (bound) no-model floor c=32 req/s vs unbatched | "
+        f"{floor1['req_s'] / base32['req_s']:.2f} | – | – |",
+        f"| (bound) no-model floor c=32 req/s vs hello-world | "
+        f"{floor1['req_s'] / hello['req_s']:.2f} | – | – |",
+        f"| (bound) no-model floor 256-image images/s vs in-process | "
+        f"{floor256['images_s'] / inproc512:.2f} | – | – |",
+    ]
     errors = sum(r["errors"] for r in results["rows"])
     lines.append(f"| errors in every run | {errors} | 0 | {'yes' if errors == 0 else '**no**'} |")
     return "\n".join(lines) + "\n"

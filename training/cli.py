@@ -28,15 +28,16 @@ DEFAULTS = {
         model=DEFAULT_MODEL,
         ae_epochs=7,
         head_epochs=30,
-        fine_tune_epochs=5,
-        fine_tune_learning_rate=2e-4,
+        fine_tune_epochs=8,
+        fine_tune_learning_rate=5e-4,
     ),
     "mnist": TrainConfig(
         model=DEFAULT_MODEL,
         ae_epochs=40,
         head_epochs=100,
         fine_tune_epochs=30,
-        fine_tune_learning_rate=2e-4,
+        fine_tune_learning_rate=1e-3,
+        fine_tune_shift=2,
     ),
 }
 QUICK = TrainConfig(

@@ -13,9 +13,11 @@ from dataclasses import asdict, dataclass, field, replace
 
 import keras
 import numpy as np
+from keras import layers, ops
 
 from training.datasets import Dataset
 from training.models import (
+    IMAGE_SIDE,
     ModelConfig,
     build_autoencoder,
     build_classifier,
@@ -40,6 +42,9 @@ class TrainConfig:
     batch_size: int = 128
     learning_rate: float = 1e-3
     fine_tune_learning_rate: float = 2e-4
+    """Start of the fine-tuning schedule, which decays to zero (cosine) over its epochs."""
+    fine_tune_shift: int = 0
+    """Fine-tuning only: shift each training image by up to this many pixels (augmentation)."""
     labels_per_class: int | None = None  # None: every training label
     validation_fraction: float = 0.1
     patience: int = 3
@@ -163,27 +168,46 @@ def fine_tune(
     """Train encoder + head together, on copies: the exported encoder stays the autoencoder's.
 
     The copy has no input noise: the autoencoder's denoising noise cost the classifier about a
-    point of accuracy when left on during fine-tuning (docs/experiments.md).
+    point of accuracy when left on during fine-tuning. Random shifts and a cosine-decaying
+    learning rate took mnist's fine-tuned accuracy from 98.25% to 98.65% (docs/experiments.md).
     """
     encoder_copy = build_encoder(replace(config.model, input_noise=0.0))
     head_copy = keras.models.clone_model(head)
     encoder_copy.set_weights(encoder.get_weights())
     head_copy.set_weights(head.get_weights())
     classifier = build_classifier(encoder_copy, head_copy)
-    classifier.compile(
-        optimizer=keras.optimizers.Adam(config.fine_tune_learning_rate),
+    trainer = with_shifts(classifier, config.fine_tune_shift, config.seed)
+    steps = max(1, config.fine_tune_epochs * -(-len(labelled[0]) // config.batch_size))
+    schedule = keras.optimizers.schedules.CosineDecay(config.fine_tune_learning_rate, steps)
+    trainer.compile(
+        optimizer=keras.optimizers.Adam(schedule),
         loss="sparse_categorical_crossentropy",
         metrics=["accuracy"],
     )
-    history = classifier.fit(
+    history = trainer.fit(
         *labelled,
         validation_data=validation,
         batch_size=config.batch_size,
         epochs=config.fine_tune_epochs,
-        callbacks=[early_stopping(config.patience)],
+        callbacks=[early_stopping(config.patience * 2)],  # shifted batches make val. noisier
         verbose=verbose,
     )
     return classifier, history.history
+
+
+def with_shifts(classifier: keras.Model, pixels: int, seed: int) -> keras.Model:
+    """The classifier behind a random translation of up to `pixels` pixels, active only while
+    training (Keras skips augmentation layers at inference); the classifier shares weights."""
+    if not pixels:
+        return classifier
+    images = keras.Input((IMAGE_SIDE, IMAGE_SIDE), dtype="uint8", name="training_pixels")
+    x = layers.Reshape((IMAGE_SIDE, IMAGE_SIDE, 1))(ops.cast(images, "float32"))
+    factor = pixels / IMAGE_SIDE
+    x = layers.RandomTranslation(
+        factor, factor, fill_mode="constant", interpolation="nearest", seed=seed
+    )(x)
+    shifted = ops.cast(layers.Reshape((IMAGE_SIDE, IMAGE_SIDE))(x), "uint8")
+    return keras.Model(images, classifier(shifted), name="shifted_classifier")
 
 
 def embed(encoder: keras.Model, images: np.ndarray) -> np.ndarray:

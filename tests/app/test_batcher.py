@@ -87,13 +87,16 @@ def test_batches_flush_at_max_batch_images() -> None:
     run(scenario())
 
 
-def test_an_oversize_request_runs_alone() -> None:
+def test_an_oversize_request_runs_alone_in_max_batch_calls() -> None:
     async def scenario() -> None:
         fn = Recorder()
         batcher = Batcher(fn, max_batch=4, max_delay_s=0.01, max_queue=100)
-        _, (doubled, _), _ = await batcher.submit(Job.of(images(3, 10)))
-        assert doubled.shape[0] == 10
-        assert fn.calls == [10]
+        job = Job.of(np.concatenate([images(v) for v in range(10)]))
+        _, (doubled, sums), timing = await batcher.submit(job)
+        assert fn.calls == [4, 4, 2]  # the model never sees more than max_batch images
+        assert timing.batch_images == 10
+        np.testing.assert_array_equal(doubled[:, 0, 0], np.arange(10) * 2)  # rows in order
+        np.testing.assert_array_equal(sums, np.arange(10) * 784)
         await batcher.close()
 
     run(scenario())
@@ -146,13 +149,18 @@ def test_the_queue_is_bounded() -> None:
         fn.gate.clear()
         blocker = asyncio.create_task(batcher.submit(Job.of(images(1))))
         await asyncio.sleep(0.05)
-        waiting = asyncio.create_task(batcher.submit(Job.of(images(2, 8))))
+        # The pipeline holds one more batch, decoded and waiting for the model...
+        decoded = asyncio.create_task(batcher.submit(Job.of(images(2, 8))))
+        await asyncio.sleep(0.05)
+        assert batcher.queued_images == 0
+        # ...and everything after it waits in the bounded queue.
+        waiting = asyncio.create_task(batcher.submit(Job.of(images(4, 8))))
         await asyncio.sleep(0.01)
         assert batcher.queued_images == 8
         with pytest.raises(QueueFull, match="max_queue"):
             await batcher.submit(Job.of(images(3, 3)))
         fn.gate.set()
-        await asyncio.gather(blocker, waiting)
+        await asyncio.gather(blocker, decoded, waiting)
         assert batcher.queued_images == 0
         await batcher.close()
 
@@ -201,6 +209,30 @@ def test_a_job_that_fails_to_decode_fails_alone_and_decoding_is_off_the_loop() -
         assert good_a[1][0][0, 0, 0] == 10 and good_b[1][0][0, 0, 0] == 12  # type: ignore[index]
         assert fn.calls == [1, 2]  # the two good jobs still shared one call
         assert threading.main_thread() not in decoded_in
+        await batcher.close()
+
+    run(scenario())
+
+
+def test_the_next_batch_decodes_while_the_model_runs() -> None:
+    async def scenario() -> None:
+        fn = Recorder()
+        batcher = Batcher(fn, max_batch=8, max_delay_s=0.0, max_queue=100)
+        fn.gate.clear()  # the first model call is held
+        first = asyncio.create_task(batcher.submit(Job.of(images(1))))
+        await asyncio.sleep(0.05)
+        decoded = threading.Event()
+
+        def prepare() -> np.ndarray:
+            decoded.set()
+            return images(2, 3)
+
+        second = asyncio.create_task(batcher.submit(Job(3, prepare)))
+        await asyncio.sleep(0.05)
+        assert decoded.is_set() and fn.calls == []  # decoded before the held call finished
+        fn.gate.set()
+        await asyncio.gather(first, second)
+        assert fn.calls == [1, 3]  # model calls still one at a time, in order
         await batcher.close()
 
     run(scenario())

@@ -9,6 +9,7 @@ import httpx
 import numpy as np
 import pytest
 from PIL import Image
+from starlette.concurrency import run_in_threadpool
 
 from app.inference import load_version
 from app.repository import latest_version
@@ -98,6 +99,33 @@ def test_order_is_kept_for_a_batch(client: httpx.Client, reference: dict) -> Non
     images = reference["images"][::-1]
     body = client.post("/embed", **multipart(images)).json()
     np.testing.assert_allclose(body["embeddings"], reference["latents"][::-1], atol=1e-5)
+
+
+def test_many_images_are_built_off_the_loop_with_the_same_values(
+    client: httpx.Client, reference: dict, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Over INLINE_ROWS images take the worker-thread path; rows stay exact and ordered."""
+    import app.routes
+
+    monkeypatch.setattr(app.routes, "INLINE_ROWS", 2)  # the server runs in this process
+    built_in_thread: list[str] = []
+
+    async def spy(build, *args):  # type: ignore[no-untyped-def]
+        built_in_thread.append(build.__name__)
+        return await run_in_threadpool(build, *args)
+
+    monkeypatch.setattr(app.routes, "run_in_threadpool", spy)
+    images = np.concatenate([reference["images"]] * 2)
+    body = client.post("/embed", **multipart(images)).json()
+    got = np.array(body["embeddings"], dtype=np.float32)
+    # float32 written as its shortest text reads back as the identical float32.
+    np.testing.assert_array_equal(got[:3], reference["latents"].astype(np.float32))
+    np.testing.assert_array_equal(got, np.concatenate([got[:3]] * (len(images) // 3)))
+    rebuilt = client.post("/reconstruct", **multipart(images)).json()["reconstructions"]
+    assert len(rebuilt) == len(images)
+    first = np.asarray(Image.open(io.BytesIO(base64.b64decode(rebuilt[-1]["image_png"]))))
+    np.testing.assert_array_equal(first, reference["pixels"][(len(images) - 1) % 3])
+    assert built_in_thread == ["embed_json", "reconstruct_response"]
 
 
 def test_embed_dimension_and_normalisation(client: httpx.Client, reference: dict) -> None:
