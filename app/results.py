@@ -54,9 +54,9 @@ def classify_response(
 def embed_json(model: ModelVersion, latents: np.ndarray, normalize: bool) -> bytes:
     """An `EmbedResponse` as JSON bytes, written straight from the float32 array.
 
-    256 embeddings are 400,000 numbers: as Python floats in a pydantic model they cost about
-    3x the time and memory of orjson's direct numpy path, and each value printed as the
-    shortest float32 text (round-trips exactly) is half as long as the float64 text.
+    256 embeddings are 400,000 numbers: as Python floats in a pydantic model and its JSON they
+    took 84 ms here against 35 ms for orjson's direct numpy path, and each value printed as
+    the shortest float32 text (round-trips exactly) is about half as long as the float64 text.
     """
     if normalize:
         norms = np.linalg.norm(latents, axis=1, keepdims=True)

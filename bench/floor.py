@@ -34,7 +34,8 @@ class NoModelRunner(Runner):
         elif operation == "classify":
             outputs = (np.full((n, len(model.manifest.class_names)), 0.1, np.float32),)
         else:
-            outputs = (np.zeros((n, 28, 28), np.float32), np.zeros((n, 28, 28), np.uint8))
+            shape = (n, *model.manifest.input_shape)
+            outputs = (np.zeros(shape, np.float32), np.zeros(shape, np.uint8))
         return images, outputs, Timing(time.perf_counter() - started, 0.0, n)
 
 

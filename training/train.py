@@ -168,8 +168,9 @@ def fine_tune(
     """Train encoder + head together, on copies: the exported encoder stays the autoencoder's.
 
     The copy has no input noise: the autoencoder's denoising noise cost the classifier about a
-    point of accuracy when left on during fine-tuning. Random shifts and a cosine-decaying
-    learning rate took mnist's fine-tuned accuracy from 98.25% to 98.65% (docs/experiments.md).
+    point of accuracy when left on during fine-tuning. On mnist, random shifts and a
+    cosine-decaying learning rate (1e-3) reached 98.85% where a constant 2e-4 without shifts
+    reached 98.25%, both after 30 epochs (docs/experiments.md).
     """
     encoder_copy = build_encoder(replace(config.model, input_noise=0.0))
     head_copy = keras.models.clone_model(head)
@@ -189,7 +190,8 @@ def fine_tune(
         validation_data=validation,
         batch_size=config.batch_size,
         epochs=config.fine_tune_epochs,
-        callbacks=[early_stopping(config.patience * 2)],  # shifted batches make val. noisier
+        # Under a decaying step progress is slow near the end: stop only on a long plateau.
+        callbacks=[early_stopping(config.patience * 2)],
         verbose=verbose,
     )
     return classifier, history.history
