@@ -133,9 +133,13 @@ def run_label_curve(
     rows = label_curve(dataset, load_encoder(encoder_dir), config, labels, seeds)
     folder = results_dir / dataset.name
     folder.mkdir(parents=True, exist_ok=True)
-    path = folder / "label_curve.json"
-    record = {"encoder": encoder_dir.as_posix(), "head": config.model.head, "seeds": list(seeds)}
+    head = config.model.head
+    # One file per head: the shipped conv head and the reference dense head both have a curve.
+    path = folder / f"label_curve_{head}.json"
+    record = {"encoder": encoder_dir.as_posix(), "head": head, "seeds": list(seeds)}
     path.write_text(json.dumps({**record, "rows": rows}, indent=2) + "\n")
-    figures.label_curve(rows, f"label efficiency, {dataset.name}", folder / "label_curve.png")
+    figures.label_curve(
+        rows, f"label efficiency, {dataset.name}, {head} head", path.with_suffix(".png")
+    )
     write_report(results_dir, report_path)
     return path

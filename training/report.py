@@ -68,13 +68,17 @@ def _dataset_section(name: str, metrics: dict[str, Any], folder: str) -> list[st
     return lines
 
 
-def _curve_section(name: str, curve: dict[str, Any], folder: str) -> list[str]:
+# How each head reads raw pixels in the baseline (training/label_curve.py).
+PIXELS_AS = {"conv": "as a 28×28×1 image", "dense": "flattened, 784 values"}
+
+
+def _curve_section(name: str, curve: dict[str, Any], figure: str) -> list[str]:
     lines = [
-        f"### Label efficiency, {name}",
+        f"### Label efficiency, {name}, {curve['head']} head",
         "",
         f"Encoder `{curve['encoder']}`; the same {curve['head']} head on its latents and on raw "
-        "pixels (as a "
-        f"28×28×1 image), {len(curve['seeds'])} seeds ({', '.join(map(str, curve['seeds']))}), "
+        f"pixels ({PIXELS_AS[curve['head']]}), {len(curve['seeds'])} seeds "
+        f"({', '.join(map(str, curve['seeds']))}), "
         "test accuracy mean ± std. Labelled validation images for early stopping are as "
         "scarce as the labelled training images.",
         "",
@@ -99,7 +103,7 @@ def _curve_section(name: str, curve: dict[str, Any], folder: str) -> list[str]:
             f"{MIN_GAIN_OVER_PIXELS * 100:.0f} points above raw pixels: {_check(ok)} "
             f"({_pct(ten['latent']['mean'])}, {gap * 100:+.2f} points).",
         ]
-    lines += ["", f"![label efficiency]({folder}/label_curve.png)", ""]
+    lines += ["", f"![label efficiency, {curve['head']} head]({figure})", ""]
     return lines
 
 
@@ -116,8 +120,8 @@ def write_report(results_dir: Path, report_path: Path) -> Path:
         relative = Path(folder).relative_to(report_path.parent).as_posix()
         metrics = json.loads((folder / "metrics.json").read_text())
         lines += _dataset_section(folder.name, metrics, relative)
-        curve_file = folder / "label_curve.json"
-        if curve_file.exists():
-            lines += _curve_section(folder.name, json.loads(curve_file.read_text()), relative)
+        for curve_file in sorted(folder.glob("label_curve_*.json")):
+            figure = f"{relative}/{curve_file.with_suffix('.png').name}"
+            lines += _curve_section(folder.name, json.loads(curve_file.read_text()), figure)
     report_path.write_text("\n".join(lines))
     return report_path

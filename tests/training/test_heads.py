@@ -3,11 +3,16 @@ the same head raw pixels at their own spatial shape."""
 
 from __future__ import annotations
 
+import json
+import shutil
 from dataclasses import replace
+from pathlib import Path
 
 from tests.conftest import TINY_TRAINING, tiny_dataset
+from training.cli import config_from_manifest, with_head
 from training.label_curve import label_curve
 from training.models import build_head
+from training.pipeline import run_label_curve
 from training.train import train
 
 
@@ -35,3 +40,23 @@ def test_label_curve_runs_the_conv_head_on_latents_and_pixels() -> None:
         result = rows[0][kind]
         assert isinstance(result, dict) and 0.0 <= result["mean"] <= 1.0
         assert len(result["runs"]) == 1
+
+
+def test_each_head_gets_its_own_curve_file_and_report_section(
+    model_repo: Path, tmp_path: Path
+) -> None:
+    results = tmp_path / "results"
+    shutil.copytree(model_repo.parent / "results", results)
+    version_dir = next((model_repo / "mnist").iterdir())
+    for head in ("dense", "conv"):
+        config = with_head(config_from_manifest(version_dir), head)
+        run_label_curve(
+            tiny_dataset("mnist"), version_dir, config, results, tmp_path / "report.md", (5,), (0,)
+        )
+    report = (tmp_path / "report.md").read_text()
+    for head in ("dense", "conv"):
+        curve = json.loads((results / "mnist" / f"label_curve_{head}.json").read_text())
+        assert curve["head"] == head and curve["rows"][0]["labels_per_class"] == 5
+        assert (results / "mnist" / f"label_curve_{head}.png").stat().st_size > 0
+        assert f"### Label efficiency, mnist, {head} head" in report
+        assert f"(results/mnist/label_curve_{head}.png)" in report
