@@ -60,3 +60,5 @@ def test_each_head_gets_its_own_curve_file_and_report_section(
         assert (results / "mnist" / f"label_curve_{head}.png").stat().st_size > 0
         assert f"### Label efficiency, mnist, {head} head" in report
         assert f"(results/mnist/label_curve_{head}.png)" in report
+    # The dense head's pixel baseline is described as what it reads: flat pixels.
+    assert "on raw pixels (flattened, 784 values)" in report
