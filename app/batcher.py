@@ -23,37 +23,13 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from app.errors import QueueFull
+from app.errors import QueueFull, ServiceError
+from app.jobs import Job, Outputs, Result, Timing
+from app.supervision import Supervised
 
 logger = logging.getLogger(__name__)
 
-Outputs = tuple[np.ndarray, ...]
 BatchFn = Callable[[np.ndarray], Outputs]
-
-
-@dataclass(frozen=True)
-class Job:
-    """A request's images: how many, and how to decode them (called in a worker thread)."""
-
-    count: int
-    prepare: Callable[[], np.ndarray]
-
-    @classmethod
-    def of(cls, images: np.ndarray) -> Job:
-        """A job for images that are already decoded."""
-        return cls(len(images), lambda: images)
-
-
-Result = tuple[np.ndarray, Outputs, "Timing"]  # decoded images, their output rows, timing
-
-
-@dataclass(frozen=True)
-class Timing:
-    queue_s: float
-    """From submission until the model call starts; includes decoding the batch's images."""
-    inference_s: float
-    """The model call alone."""
-    batch_images: int
 
 
 @dataclass
@@ -94,6 +70,7 @@ class Batcher:
         max_delay_s: float,
         max_queue: int,
         stats: BatchStats | None = None,
+        name: str = "batcher",
     ) -> None:
         self._fn = fn
         self.max_batch = max_batch
@@ -102,8 +79,9 @@ class Batcher:
         self._stats = stats or BatchStats()
         self._queue: deque[_Item] = deque()
         self._queued_images = 0
+        self._in_flight: list[list[_Item]] = []  # batches taken from the queue, not answered
         self._wakeup = asyncio.Event()
-        self._worker: asyncio.Task[None] | None = None
+        self._worker = Supervised(name, self._run, on_failure=self._fail_waiters)
         self._retiring = False
 
     @property
@@ -117,8 +95,7 @@ class Batcher:
                 f"batch queue full ({self._queued_images} images waiting, max_queue "
                 f"{self.max_queue}); retry shortly"
             )
-        if self._worker is None:
-            self._worker = asyncio.create_task(self._run(), name="batcher")
+        self._worker.start()  # no-op while it runs; starts it on first use
         item = _Item(job, asyncio.get_running_loop().create_future())
         self._queue.append(item)
         self._queued_images += job.count
@@ -144,11 +121,10 @@ class Batcher:
             count += item.job.count
         self._stats.on_depth(self._queued_images)
 
-    async def _gather(self) -> list[_Item]:
-        batch: list[_Item] = []
+    async def _gather(self, batch: list[_Item]) -> None:
         self._take(batch)
         if len(batch) <= 1 or self._queue:
-            return batch  # a lone request never waits; a full batch goes at once
+            return  # a lone request never waits; a full batch goes at once
         # Several requests arrived together: under load, wait briefly for more.
         deadline = time.perf_counter() + self.max_delay_s
         while not self._queue and (remaining := deadline - time.perf_counter()) > 0:
@@ -158,12 +134,28 @@ class Batcher:
             except TimeoutError:
                 break
             self._take(batch)
-        return batch
 
     def retire(self) -> None:
         """Finish what is queued, then stop the worker (its model version was replaced)."""
         self._retiring = True
         self._wakeup.set()
+
+    @property
+    def worker_running(self) -> bool:
+        return self._worker.running
+
+    def _fail_waiters(self, error: BaseException) -> None:
+        """The worker died: every request it held or had queued fails now, not at its
+        deadline; the restarted worker starts from an empty queue."""
+        self._queued_images = 0
+        self._stats.on_depth(0)
+        waiting = [item for batch in self._in_flight for item in batch] + list(self._queue)
+        self._queue.clear()
+        self._in_flight.clear()
+        failure = ServiceError(f"the batch worker failed ({type(error).__name__}); retry")
+        for item in waiting:
+            if not item.future.done():
+                item.future.set_exception(failure)
 
     async def _run(self) -> None:
         """Two-stage pipeline: decode batch n+1 while batch n's model call runs.
@@ -179,13 +171,16 @@ class Batcher:
                         break
                     self._wakeup.clear()
                     await self._wakeup.wait()
-                batch = await self._gather()
+                batch: list[_Item] = []
+                self._in_flight.append(batch)  # from here on, a dying worker fails it
+                await self._gather(batch)
                 if not batch:
+                    self._in_flight.remove(batch)
                     continue
                 prepared = await asyncio.to_thread(_prepare, batch)
                 if calling is not None:
                     await calling
-                calling = asyncio.create_task(self._call(batch, prepared))
+                calling = asyncio.create_task(self._answer(batch, prepared))
             if calling is not None:
                 await calling  # retiring: finish the last call, then stop
         finally:
@@ -208,6 +203,11 @@ class Batcher:
                 items.append(item)
                 images.append(decoded)
         return items, images
+
+    async def _answer(self, batch: list[_Item], prepared: list[Prepared]) -> None:
+        await self._call(batch, prepared)
+        # Only once answered: a call cut off with its worker leaves the batch to _fail_waiters.
+        self._in_flight.remove(batch)
 
     async def _call(self, batch: list[_Item], prepared: list[Prepared]) -> None:
         """One model call for the batch's decoded images, then each request gets its rows."""
@@ -235,7 +235,7 @@ class Batcher:
             if not item.future.done():
                 timing = Timing(started - item.enqueued, inference_s, count)
                 self._stats.on_queued(timing.queue_s)
-                item.future.set_result((images, tuple(o[rows] for o in outputs), timing))
+                item.future.set_result(Result(images, outputs.rows(rows), timing))
 
     def _timed_call(self, decoded: list[np.ndarray]) -> tuple[float, Outputs, float]:
         images = np.concatenate(decoded)
@@ -245,13 +245,7 @@ class Batcher:
         calls = [
             self._fn(images[i : i + self.max_batch]) for i in range(0, len(images), self.max_batch)
         ]
-        if len(calls) == 1:  # the usual case: no copy
-            return started, calls[0], time.perf_counter() - started
-        outputs = tuple(np.concatenate(parts) for parts in zip(*calls, strict=True))
-        return started, outputs, time.perf_counter() - started
+        return started, Outputs.concat(calls), time.perf_counter() - started
 
     async def close(self) -> None:
-        if self._worker is not None:
-            self._worker.cancel()
-            await asyncio.gather(self._worker, return_exceptions=True)
-            self._worker = None
+        await self._worker.stop()

@@ -1,13 +1,12 @@
 """Turning uploads into the models' input: uint8 (28, 28), light strokes on a dark ground.
 
-This is the only place the service decodes images. Every failure is an `InvalidImage`
-naming the image's index, so bad input is a 422, never a 500.
+This and app.decoding are the only places the service decodes images. Every failure is an
+`InvalidImage` naming the image's index, so bad input is a 422, never a 500.
 """
 
 from __future__ import annotations
 
 import io
-import math
 import warnings
 from dataclasses import dataclass
 from typing import Literal
@@ -15,9 +14,10 @@ from typing import Literal
 import numpy as np
 from PIL import Image, ImageOps
 
+from app.decoding import JPEG_FORMATS, TruncatedImage, decode_jpeg, load_complete
 from app.errors import InvalidImage
+from app.repository import IMAGE_SIDE as SIDE
 
-SIDE = 28
 BORDER = 2  # pixels of the outer ring used to tell the background's brightness
 FOREGROUND_THRESHOLD = 32  # pixel value above which a pixel counts as stroke when cropping
 Invert = Literal["auto", "true", "false"]
@@ -124,30 +124,25 @@ def decode_image(data: bytes, options: ImageOptions, index: int) -> np.ndarray:
                 )
             if width == 0 or height == 0:
                 raise InvalidImage(f"image has no pixels ({width}x{height})", index)
-            image.seek(0)  # first frame of animations
-            # In place: an image without an orientation tag (nearly all) is not copied.
-            ImageOps.exif_transpose(image, in_place=True)
-            gray = _to_gray(image)
+            gray = decode_jpeg(data, image) if image.format in JPEG_FORMATS else None
+            if gray is None:
+                image.seek(0)  # first frame of animations
+                load_complete(image, data)
+                # In place: an image without an orientation tag (nearly all) is not copied.
+                ImageOps.exif_transpose(image, in_place=True)
+                gray = _to_gray(image)
     except InvalidImage:
         raise
+    except TruncatedImage as err:
+        raise InvalidImage(f"image is truncated: {err}", index) from None
     except Exception as err:  # Pillow raises many types for corrupt files; all mean 422.
+        if "truncated" in str(err):  # Pillow's own word for a file that stops mid-image
+            raise InvalidImage(f"image is truncated: {err}", index) from None
         raise InvalidImage(f"cannot decode image: {err}", index) from None
     return finish(gray, options, index)
 
 
-def from_array(values: object, options: ImageOptions, index: int) -> np.ndarray:
-    """A JSON instance given as a 28x28 list of numbers in 0-255."""
-    if not isinstance(values, list) or len(values) != SIDE:
-        raise InvalidImage(f"array instance must be {SIDE} rows of {SIDE} numbers", index)
-    flat: list[float] = []
-    for row in values:
-        if not isinstance(row, list) or len(row) != SIDE:
-            raise InvalidImage(f"array instance must be {SIDE} rows of {SIDE} numbers", index)
-        for value in row:
-            if isinstance(value, bool) or not isinstance(value, int | float):
-                raise InvalidImage(f"pixel values must be numbers, got {value!r}", index)
-            if not math.isfinite(value) or not 0 <= value <= 255:
-                raise InvalidImage(f"pixel value {value!r} is outside 0-255", index)
-            flat.append(value)
-    gray = np.rint(np.asarray(flat, dtype=np.float64)).astype(np.uint8).reshape(SIDE, SIDE)
+def from_array(values: list[list[float]], options: ImageOptions, index: int) -> np.ndarray:
+    """A JSON instance: rows of 0-255 numbers, already validated by the request schema."""
+    gray = np.rint(np.asarray(values, dtype=np.float64)).astype(np.uint8)
     return finish(gray, options, index)

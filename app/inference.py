@@ -15,11 +15,10 @@ from typing import Any
 import numpy as np
 import tensorflow as tf
 
-from app.repository import Manifest
+from app.jobs import Operation, Outputs
+from app.repository import PARTS, Manifest
 
 logger = logging.getLogger(__name__)
-
-PARTS = ("encoder", "decoder", "classifier")
 
 
 def configure_threads(intra_op: int) -> None:
@@ -31,7 +30,8 @@ def configure_threads(intra_op: int) -> None:
 
 @dataclass
 class ModelVersion:
-    """A loaded, warmed-up model version. Array in, array out; thread-safe (TF functions)."""
+    """A loaded, warmed-up model version (app.jobs.Model). Array in, array out; thread-safe
+    (TensorFlow functions)."""
 
     manifest: Manifest
     path: Path
@@ -47,8 +47,17 @@ class ModelVersion:
     def version(self) -> int:
         return self.manifest.version
 
+    def run(self, operation: Operation, pixels: np.ndarray) -> Outputs:
+        """uint8 (n, 28, 28) -> the operation's outputs, in one graph call."""
+        if operation == "embed":
+            return Outputs(latent=self.encode(pixels))
+        if operation == "classify":
+            return Outputs(probabilities=self.classify(pixels))
+        reconstruction, as_pixels = self.reconstruct(pixels)
+        return Outputs(reconstruction=reconstruction, pixels=as_pixels)
+
     def _call(self, part: str, value: np.ndarray) -> dict[str, np.ndarray]:
-        (input_name,) = self.manifest.signatures[part]["inputs"]
+        (input_name,) = self.manifest.signatures[part].inputs
         outputs = self._functions[part](**{input_name: tf.constant(value)})
         return {key: tensor.numpy() for key, tensor in outputs.items()}
 

@@ -1,4 +1,9 @@
-"""App factory and lifespan."""
+"""App factory and lifespan.
+
+Importing this module does not import TensorFlow: `app.inference` is imported when a service
+with the default loader starts (lifespan), so tools and tests that bring their own loader, and
+every other module of the app, stay free of it.
+"""
 
 from __future__ import annotations
 
@@ -6,23 +11,27 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any
 
 from fastapi import Depends, FastAPI
 from fastapi.middleware.cors import CORSMiddleware
+from starlette.types import ASGIApp
 
 from app.access import AccessMiddleware
 from app.auth import key_digests, require_api_key
 from app.errors import install_error_handlers
-from app.inference import configure_threads, load_version
+from app.jobs import Model, Runner
 from app.limits import BodyLimitMiddleware
 from app.logs import configure_logging
 from app.metrics import Metrics
 from app.registry import Loader, ModelRegistry
+from app.repository import Manifest
 from app.routes import TIMING_HEADERS, public_router, router
-from app.runner import Runner, make_runner
-from app.schemas import InstancesRequest
+from app.runner import make_runner
+from app.schemas import instances_request
 from app.settings import Settings
+from app.supervision import Supervised
 
 logger = logging.getLogger(__name__)
 
@@ -43,19 +52,31 @@ async def _load_in_background(app: FastAPI) -> None:
         logger.critical("%s; the service stays unready", registry.error)
 
 
+def load_with_tensorflow(path: Path, manifest: Manifest) -> Model:
+    """The default loader: SavedModels through TensorFlow (app.inference)."""
+    from app.inference import load_version
+
+    return load_version(path, manifest)
+
+
 @asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     settings: Settings = app.state.settings
-    configure_threads(settings.inference_threads)
+    if app.state.loader is load_with_tensorflow:
+        from app.inference import configure_threads
+
+        configure_threads(settings.inference_threads)  # before TensorFlow's first op
     app.state.registry.plan()  # manifests and checksums: fails start-up right away
     loading = asyncio.create_task(_load_in_background(app))
-    watching = None
+    watcher = Supervised(
+        "model repository watcher",
+        lambda: app.state.registry.watch(settings.reload_interval_s),
+    )
     if settings.reload_interval_s:
-        watching = asyncio.create_task(app.state.registry.watch(settings.reload_interval_s))
+        watcher.start()
+    app.state.watcher = watcher
     yield
-    if watching is not None:
-        watching.cancel()
-        await asyncio.gather(watching, return_exceptions=True)
+    await watcher.stop()
     await loading  # never leave a loader thread running into interpreter shutdown
     await app.state.runner.close()
 
@@ -63,25 +84,40 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
 def _openapi_with_instances(app: FastAPI) -> dict[str, Any]:
     if app.openapi_schema is None:
         schema = FastAPI.openapi(app)
-        # The JSON body form is parsed by hand (it shares routes with multipart and raw
-        # images), so its schema is added to the components that IMAGE_BODY refers to.
+        # The JSON body form shares its routes with multipart and raw images, so it is parsed
+        # in app.uploads rather than by FastAPI; the model that validates it is documented
+        # here, in the components that IMAGE_BODY refers to.
         components = schema.setdefault("components", {}).setdefault("schemas", {})
-        instances = InstancesRequest.model_json_schema(ref_template="#/components/schemas/{model}")
+        model = instances_request(app.state.settings.max_images)
+        instances = model.model_json_schema(ref_template="#/components/schemas/{model}")
         components.update(instances.pop("$defs", {}))
         components["InstancesRequest"] = instances
         app.openapi_schema = schema
     return app.openapi_schema
 
 
+class LatentServe(FastAPI):
+    """FastAPI whose access middleware wraps even Starlette's outermost error middleware, so
+    every response, a 500 included, carries X-Request-Id and gets its access line."""
+
+    def build_middleware_stack(self) -> ASGIApp:
+        return AccessMiddleware(super().build_middleware_stack(), metrics=self.state.metrics)
+
+
 def create_app(
-    settings: Settings, loader: Loader = load_version, runner: Runner | None = None
+    settings: Settings, loader: Loader | None = None, runner: Runner | None = None
 ) -> FastAPI:
-    app = FastAPI(title="latentserve", version="0.1.0", description=DESCRIPTION, lifespan=lifespan)
+    app = LatentServe(
+        title="latentserve", version="0.1.0", description=DESCRIPTION, lifespan=lifespan
+    )
     app.state.settings = settings
     app.state.api_key_digests = key_digests(settings.all_api_keys())
     app.state.metrics = Metrics()
     app.state.runner = runner or make_runner(settings, app.state.metrics)
-    app.state.registry = ModelRegistry(settings, loader, on_retire=app.state.runner.retire)
+    app.state.loader = loader or load_with_tensorflow
+    app.state.registry = ModelRegistry(
+        settings, app.state.loader, on_retire=app.state.runner.retire
+    )
     app.include_router(public_router)
     # Only a service with keys requires (and documents in OpenAPI) authentication.
     auth = [Depends(require_api_key)] if app.state.api_key_digests else []
@@ -96,7 +132,6 @@ def create_app(
             allow_headers=["Authorization", "X-API-Key", "Content-Type", "X-Request-Id"],
             expose_headers=[*TIMING_HEADERS, "X-Request-Id", "X-Reconstruction-Error"],
         )
-    app.add_middleware(AccessMiddleware, metrics=app.state.metrics)  # outermost: sees all
     app.openapi = lambda: _openapi_with_instances(app)  # type: ignore[method-assign]
     return app
 

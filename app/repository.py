@@ -1,7 +1,9 @@
-"""The model repository on disk: <root>/<name>/<version>/{encoder,decoder,classifier}/ + manifest.
+"""The model repository contract: <root>/<name>/<version>/{encoder,decoder,classifier}/ + manifest.
 
-Reading manifests and checking checksums needs no TensorFlow; a version counts only when its
-manifest parses, names the three parts and every file it lists matches its sha256.
+This module is the one definition of that contract. `training/` writes manifests with the same
+pydantic model the service reads them with, and takes the layout constants from here (it may
+import this TensorFlow-free module; the service never imports training). A version counts only
+when its manifest parses, names the three parts and every file it lists matches its sha256.
 """
 
 from __future__ import annotations
@@ -14,7 +16,12 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 MANIFEST = "manifest.json"
+MANIFEST_FORMAT = 1
 PARTS = ("encoder", "decoder", "classifier")
+IMAGE_SIDE = 28
+"""Every model takes IMAGE_SIDE x IMAGE_SIDE grayscale pixels."""
+PIXEL_RANGE = (0, 255)
+POLARITY = "light foreground on a dark background"
 
 
 class RepositoryError(RuntimeError):
@@ -22,12 +29,12 @@ class RepositoryError(RuntimeError):
 
 
 class InputSpec(BaseModel):
-    name: str
-    dtype: str
-    shape: list[int]
-    range: list[int]
-    polarity: str
-    fit_box: int = Field(28, description="longer side of a resized upload, in pixels")
+    name: str = "pixels"
+    dtype: str = "uint8"
+    shape: list[int] = Field(default_factory=lambda: [IMAGE_SIDE, IMAGE_SIDE])
+    range: list[int] = Field(default_factory=lambda: list(PIXEL_RANGE))
+    polarity: str = POLARITY
+    fit_box: int = Field(IMAGE_SIDE, description="longer side of a resized upload, in pixels")
     centre_of_mass: bool = Field(False, description="centre resized uploads by mass")
 
 
@@ -43,12 +50,45 @@ class DatasetInfo(BaseModel):
     test_images: int
 
 
-class Manifest(BaseModel):
-    """manifest.json as written by `python -m training train`."""
+class TensorSpec(BaseModel):
+    dtype: str
+    shape: list[int | None] = Field(description="None: any size (the batch dimension)")
 
+
+class Signature(BaseModel):
+    """Named inputs and outputs of one SavedModel's `serving_default` signature."""
+
+    inputs: dict[str, TensorSpec]
+    outputs: dict[str, TensorSpec]
+
+
+def signatures(latent_dim: int, classes: int) -> dict[str, Signature]:
+    """The serving_default signature of each part, as exported and as served."""
+    pixels = TensorSpec(dtype="uint8", shape=[None, IMAGE_SIDE, IMAGE_SIDE])
+    latent = TensorSpec(dtype="float32", shape=[None, latent_dim])
+    return {
+        "encoder": Signature(inputs={"pixels": pixels}, outputs={"latent": latent}),
+        "decoder": Signature(
+            inputs={"latent": latent},
+            outputs={
+                "reconstruction": TensorSpec(dtype="float32", shape=pixels.shape),
+                "pixels": pixels,
+            },
+        ),
+        "classifier": Signature(
+            inputs={"latent": latent},
+            outputs={"probabilities": TensorSpec(dtype="float32", shape=[None, classes])},
+        ),
+    }
+
+
+class Manifest(BaseModel):
+    """manifest.json: written by `python -m training train`, read by the service."""
+
+    # Fields a later format adds are kept, not refused, so an older service still reads it.
     model_config = ConfigDict(extra="allow")
 
-    format: int
+    format: int = MANIFEST_FORMAT
     name: str
     version: int
     dataset: DatasetInfo
@@ -58,8 +98,8 @@ class Manifest(BaseModel):
     preprocessing: str
     training: dict[str, Any]
     metrics: dict[str, Any]
-    signatures: dict[str, dict[str, dict[str, Any]]]
-    files: dict[str, str]
+    signatures: dict[str, Signature]
+    files: dict[str, str] = Field(description="sha256 of every file, by relative POSIX path")
     created: str
 
     @property
@@ -69,6 +109,20 @@ class Manifest(BaseModel):
     @property
     def latent_dim(self) -> int:
         return self.latent.dim
+
+    def write(self, version_dir: Path) -> None:
+        (version_dir / MANIFEST).write_text(self.model_dump_json(indent=2) + "\n")
+
+
+def file_sha256(path: Path) -> str:
+    with path.open("rb") as handle:
+        return hashlib.file_digest(handle, "sha256").hexdigest()
+
+
+def sha256_files(root: Path) -> dict[str, str]:
+    """sha256 of every file under root except the manifest, keyed by relative POSIX path."""
+    files = sorted(p for p in root.rglob("*") if p.is_file() and p.name != MANIFEST)
+    return {path.relative_to(root).as_posix(): file_sha256(path) for path in files}
 
 
 def read_manifest(version_dir: Path) -> Manifest:
@@ -102,8 +156,7 @@ def verify_files(version_dir: Path, manifest: Manifest) -> None:
         path = version_dir / relative
         if not path.is_file():
             raise RepositoryError(f"{version_dir}: missing {relative}")
-        digest = hashlib.sha256(path.read_bytes()).hexdigest()
-        if digest != expected:
+        if file_sha256(path) != expected:
             raise RepositoryError(f"{version_dir}: checksum mismatch for {relative}")
     for part in PARTS:
         if not (version_dir / part / "saved_model.pb").is_file():
@@ -117,6 +170,7 @@ def version_dirs(model_dir: Path) -> list[Path]:
 
 
 def model_names(root: Path) -> list[str]:
+    """Every directory of the repository that is not hidden (hidden ones: reports, staging)."""
     return sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
 
 

@@ -9,7 +9,7 @@ import numpy as np
 import orjson
 from PIL import Image
 
-from app.inference import ModelVersion
+from app.jobs import Model
 from app.repository import Manifest
 from app.schemas import (
     ClassifyResponse,
@@ -24,12 +24,12 @@ from app.schemas import (
 from app.settings import Settings
 
 
-def model_ref(model: ModelVersion) -> ModelRef:
+def model_ref(model: Model) -> ModelRef:
     return ModelRef(name=model.name, version=model.version)
 
 
 def classify_response(
-    model: ModelVersion, probabilities: np.ndarray, top_k: int | None
+    model: Model, probabilities: np.ndarray, top_k: int | None
 ) -> ClassifyResponse:
     names = model.manifest.class_names
     predictions = []
@@ -51,7 +51,7 @@ def classify_response(
     return ClassifyResponse(model=model_ref(model), predictions=predictions)
 
 
-def embed_json(model: ModelVersion, latents: np.ndarray, normalize: bool) -> bytes:
+def embed_json(model: Model, latents: np.ndarray, normalize: bool) -> bytes:
     """An `EmbedResponse` as JSON bytes, written straight from the float32 array.
 
     256 embeddings are 400,000 numbers: as Python floats in a pydantic model and its JSON they
@@ -82,7 +82,7 @@ def reconstruction_errors(images: np.ndarray, reconstructions: np.ndarray) -> np
 
 
 def reconstruct_response(
-    model: ModelVersion, images: np.ndarray, reconstructions: np.ndarray, pixels: np.ndarray
+    model: Model, images: np.ndarray, reconstructions: np.ndarray, pixels: np.ndarray
 ) -> ReconstructResponse:
     errors = reconstruction_errors(images, reconstructions)
     items = [

@@ -12,12 +12,10 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.concurrency import run_in_threadpool
 
 from app import results
-from app.batcher import Job, Timing
 from app.errors import ModelNotFound, NotReady
 from app.images import ImageOptions, Invert
-from app.inference import ModelVersion
+from app.jobs import Job, Model, Runner, Timing
 from app.registry import ModelRegistry
-from app.runner import Runner
 from app.schemas import (
     ClassifyResponse,
     EmbedResponse,
@@ -123,7 +121,7 @@ SettingsDep = Annotated[Settings, Depends(get_settings)]
 class ImageBatch:
     """The model a request picked and its images (decoded later, in the worker thread)."""
 
-    model: ModelVersion
+    model: Model
     job: Job
 
 
@@ -164,7 +162,7 @@ async def _build(rows: int, build: Callable[..., T], *args: Any) -> T:
     return await run_in_threadpool(build, *args)
 
 
-def _timing_headers(response: Response, model: ModelVersion, timing: Timing) -> None:
+def _timing_headers(response: Response, model: Model, timing: Timing) -> None:
     """Every image response names the model version and how long it queued and ran."""
     response.headers["X-Model-Name"] = model.name
     response.headers["X-Model-Version"] = str(model.version)
@@ -182,9 +180,9 @@ async def classify(
     response: Response,
     top_k: Annotated[int | None, Query(ge=1, description="also list the k best classes")] = None,
 ) -> ClassifyResponse:
-    _, (probabilities,), timing = await runner.run(batch.model, "classify", batch.job)
-    _timing_headers(response, batch.model, timing)
-    return results.classify_response(batch.model, probabilities, top_k)
+    result = await runner.run(batch.model, "classify", batch.job)
+    _timing_headers(response, batch.model, result.timing)
+    return results.classify_response(batch.model, result.outputs.require("probabilities"), top_k)
 
 
 @router.post("/embed", response_model=EmbedResponse, responses=ERRORS, openapi_extra=IMAGE_BODY)
@@ -193,11 +191,12 @@ async def embed(
     runner: RunnerDep,
     normalize: Annotated[bool, Query(description="return unit-length (L2) vectors")] = False,
 ) -> Response:
-    _, (latents,), timing = await runner.run(batch.model, "embed", batch.job)
+    result = await runner.run(batch.model, "embed", batch.job)
+    latents = result.outputs.require("latent")
     # JSON straight from the float32 array; response_model still documents the shape.
     body = await _build(len(latents), results.embed_json, batch.model, latents, normalize)
     response = Response(body, media_type="application/json")
-    _timing_headers(response, batch.model, timing)
+    _timing_headers(response, batch.model, result.timing)
     return response
 
 
@@ -226,7 +225,10 @@ async def reconstruct(
     request: Request, batch: ImagesDep, runner: RunnerDep, response: Response
 ) -> Response | ReconstructResponse:
     version = batch.model
-    images, (reconstructions, pixels), timing = await runner.run(version, "reconstruct", batch.job)
+    result = await runner.run(version, "reconstruct", batch.job)
+    images, timing = result.images, result.timing
+    reconstructions = result.outputs.require("reconstruction")
+    pixels = result.outputs.require("pixels")
     if _wants_png(request) and len(images) == 1:
         png = results.encode_png(pixels[0])  # one 28x28 PNG: cheaper than a thread hop
         error = results.reconstruction_errors(images, reconstructions)[0]

@@ -7,24 +7,29 @@ pixel work is in `app.images`, run in a worker thread as part of the model call'
 
 from __future__ import annotations
 
-import base64
-import binascii
-import json
 from dataclasses import dataclass, field
 from functools import partial
-from typing import Any
 
 import numpy as np
+from pydantic import ValidationError
+from pydantic_core import ErrorDetails
 from python_multipart.exceptions import MultipartParseError
 from python_multipart.multipart import MultipartParser, MultipartState, parse_options_header
 from starlette.requests import Request
 
-from app.batcher import Job
-from app.errors import BadRequest, InvalidImage, PayloadTooLarge, UnsupportedMediaType
+from app.errors import (
+    BadRequest,
+    InvalidImage,
+    PayloadTooLarge,
+    ServiceError,
+    UnsupportedMediaType,
+)
 from app.images import ImageOptions, decode_image, from_array
+from app.jobs import Job
+from app.schemas import Base64Image, instances_request
 
 FILE_FIELD = "file"
-Source = bytes | list[Any]  # an encoded image file, or a JSON pixel array
+Source = bytes | list[list[float]]  # an encoded image file, or a validated JSON pixel array
 
 
 def _media_type(request: Request) -> str:
@@ -102,28 +107,39 @@ def parse_multipart(body: bytes, content_type: str, max_images: int) -> list[Sou
     return sources
 
 
-def _json_instances(body: bytes) -> list[Source]:
+def _where(loc: tuple[int | str, ...]) -> str:
+    """('instances', 2, 'array', 3, 5) -> 'instances[2], row 3, column 5'."""
+    parts = [f"instances[{loc[1]}]"]
+    rest = [p for p in loc[2:] if p != "array"]  # the union's tag, not a place in the body
+    for name, value in zip(("row", "column"), rest, strict=False):
+        parts.append(f"{name} {value}" if isinstance(value, int) else str(value))
+    return ", ".join(parts)
+
+
+def _json_error(error: ErrorDetails, max_images: int) -> ServiceError:
+    """A validation error of the JSON body in the service's error shape: a bad instance is
+    a 422 naming its index; too many instances 413; anything else about the body 400."""
+    loc, message = tuple(error["loc"]), error["msg"]
+    if error["type"] == "json_invalid":
+        return BadRequest(f"body is not valid JSON: {message}")
+    if len(loc) >= 2 and loc[0] == "instances" and isinstance(loc[1], int):
+        return InvalidImage(f"{_where(loc)}: {message}", loc[1])
+    if loc == ("instances",) and error["type"] == "too_long":
+        return PayloadTooLarge(f"more than {max_images} images (max_images)")
+    where = ".".join(map(str, loc)) or "body"
+    return BadRequest(f'JSON body must be {{"instances": [...]}}; {where}: {message}')
+
+
+def json_instances(body: bytes, max_images: int) -> list[Source]:
+    """The instances of a JSON body, validated by the schema that documents them."""
     try:
-        payload = json.loads(body)
-    except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise BadRequest(f"body is not valid JSON: {err}") from None
-    instances = payload.get("instances") if isinstance(payload, dict) else None
-    if not isinstance(instances, list):
-        raise BadRequest('JSON body must be {"instances": [...]}')
-    sources: list[Source] = []
-    for index, instance in enumerate(instances):
-        if isinstance(instance, dict):
-            if set(instance) != {"b64"} or not isinstance(instance["b64"], str):
-                raise InvalidImage('an object instance must be {"b64": "<base64>"}', index)
-            try:
-                sources.append(base64.b64decode(instance["b64"], validate=True))
-            except (binascii.Error, ValueError):
-                raise InvalidImage("b64 is not valid base64", index) from None
-        elif isinstance(instance, list):
-            sources.append(instance)
-        else:
-            raise InvalidImage('instance must be a 28x28 array or {"b64": ...}', index)
-    return sources
+        request = instances_request(max_images).model_validate_json(body)
+    except ValidationError as err:
+        raise _json_error(err.errors()[0], max_images) from None
+    return [
+        instance.b64 if isinstance(instance, Base64Image) else instance
+        for instance in request.instances  # type: ignore[attr-defined]
+    ]
 
 
 async def read_sources(request: Request, max_images: int) -> list[Source]:
@@ -137,7 +153,7 @@ async def read_sources(request: Request, max_images: int) -> list[Source]:
         if media_type.startswith("image/"):
             sources = [body]
         elif media_type == "application/json" or media_type.endswith("+json"):
-            sources = _json_instances(body)
+            sources = json_instances(body, max_images)
         else:
             raise UnsupportedMediaType(
                 f"unsupported content type {media_type or '(none)'!r}; use multipart/form-data, "

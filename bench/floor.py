@@ -1,44 +1,83 @@
-"""The service's own request path with the model call taken out: the floor under any batcher.
+"""The service's own request path with the model taken out: the floor under any batcher.
 
 `uvicorn --factory bench.floor:app_from_env` serves the real app (settings, middlewares,
-routes, multipart parsing, image decoding, response schemas, real models loaded for their
-manifests) with a runner that decodes each request's images on the event loop and returns
-zeros of the right shapes instead of calling TensorFlow. Its req/s bounds what one worker can
-serve however well the model calls are batched: batching only removes model-call cost.
+routes, multipart parsing, image decoding, response schemas, the repository's manifests) with
+models that answer zeros of the right shapes instead of calling TensorFlow, and a runner that
+decodes each request's images on the event loop, without a thread hop. Its req/s bounds what
+one worker can serve however well the model calls are batched: batching only removes
+model-call cost. TensorFlow is never imported, so its memory is the request path's own.
 """
 
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 from fastapi import FastAPI
 
-from app.batcher import Job, Result, Timing
-from app.inference import ModelVersion
+from app.jobs import Job, Model, Operation, Outputs, Result, Timing
 from app.main import create_app
-from app.runner import Operation, Runner
+from app.repository import Manifest
+from app.runner import within_deadline
 from app.settings import Settings
 
 
-class NoModelRunner(Runner):
-    """Decodes like the real runners, then answers with zeros: no thread hop, no model."""
+@dataclass(frozen=True)
+class ZeroModel:
+    """A Model whose every output is zeros (probabilities uniform) of the manifest's shapes."""
 
-    async def _run(self, model: ModelVersion, operation: Operation, job: Job) -> Result:
+    manifest: Manifest
+
+    @property
+    def name(self) -> str:
+        return self.manifest.name
+
+    @property
+    def version(self) -> int:
+        return self.manifest.version
+
+    def run(self, operation: Operation, pixels: np.ndarray) -> Outputs:
+        n = len(pixels)
+        if operation == "embed":
+            return Outputs(latent=np.zeros((n, self.manifest.latent_dim), np.float32))
+        if operation == "classify":
+            classes = len(self.manifest.class_names)
+            return Outputs(probabilities=np.full((n, classes), 1 / classes, np.float32))
+        shape = (n, *self.manifest.input_shape)
+        return Outputs(reconstruction=np.zeros(shape, np.float32), pixels=np.zeros(shape, np.uint8))
+
+
+def load_zero_model(path: Path, manifest: Manifest) -> Model:
+    return ZeroModel(manifest)
+
+
+class InlineRunner:
+    """Decodes and 'runs' each job right on the event loop: no thread hop, no batching; the
+    deadline is kept, as the service's runners keep it."""
+
+    def __init__(self, timeout_s: float) -> None:
+        self.timeout_s = timeout_s
+
+    async def run(self, model: Model, operation: Operation, job: Job) -> Result:
+        return await within_deadline(self._inline(model, operation, job), self.timeout_s)
+
+    @staticmethod
+    async def _inline(model: Model, operation: Operation, job: Job) -> Result:
         started = time.perf_counter()
         images = job.prepare()
-        n = len(images)
-        outputs: tuple[np.ndarray, ...]
-        if operation == "embed":
-            outputs = (np.zeros((n, model.manifest.latent.dim), np.float32),)
-        elif operation == "classify":
-            outputs = (np.full((n, len(model.manifest.class_names)), 0.1, np.float32),)
-        else:
-            shape = (n, *model.manifest.input_shape)
-            outputs = (np.zeros(shape, np.float32), np.zeros(shape, np.uint8))
-        return images, outputs, Timing(time.perf_counter() - started, 0.0, n)
+        outputs = model.run(operation, images)
+        return Result(images, outputs, Timing(time.perf_counter() - started, 0.0, len(images)))
+
+    def retire(self, model: Model) -> None:
+        """Nothing to release."""
+
+    async def close(self) -> None:
+        """Nothing to release."""
 
 
 def app_from_env() -> FastAPI:
     settings = Settings()
-    return create_app(settings, runner=NoModelRunner(settings.request_timeout_ms / 1000))
+    runner = InlineRunner(settings.request_timeout_ms / 1000)
+    return create_app(settings, loader=load_zero_model, runner=runner)

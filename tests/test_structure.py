@@ -42,3 +42,27 @@ def test_no_print_in_library_code() -> None:
             if isinstance(node, ast.Call) and getattr(node.func, "id", None) == "print":
                 offenders.append(f"{path.name}:{node.lineno}")
     assert offenders == []
+
+
+def test_no_app_module_but_inference_imports_tensorflow() -> None:
+    """Importing any other module of the service (the factory included) in a fresh process
+    leaves TensorFlow unloaded: it comes in only when a service starts its default loader."""
+    import subprocess
+    import sys
+
+    modules = sorted(
+        f"app.{p.stem}" for p in (ROOT / "app").glob("*.py") if p.stem not in ("inference",)
+    )
+    modules.append("bench.floor")  # the no-model floor serves without TensorFlow
+    script = (
+        "import importlib, sys\n"
+        f"for name in {modules!r}:\n"
+        "    importlib.import_module(name)\n"
+        "loaded = sorted(m for m in ('tensorflow', 'keras') if m in sys.modules)\n"
+        "print(','.join(loaded))\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, check=True
+    )
+    assert len(modules) > 15
+    assert result.stdout.strip() == ""

@@ -18,9 +18,10 @@ from pathlib import Path
 
 import numpy as np
 
+from app.repository import IMAGE_SIDE
+
 logger = logging.getLogger(__name__)
 
-IMAGE_SIDE = 28
 FASHION_MNIST_DIR = Path("/usr/share/datasets/fashion-mnist")
 DEFAULT_CACHE_DIR = Path(os.environ.get("LATENTSERVE_DATA_CACHE", ".data"))
 NPM_DIGITS_TEST_PER_CLASS_FRACTION = 0.2

@@ -12,9 +12,9 @@ from collections.abc import Sequence
 import keras
 import numpy as np
 
+from app.repository import IMAGE_SIDE
 from training.datasets import Dataset
 from training.evaluate import predict_classes
-from training.models import IMAGE_SIDE
 from training.train import TrainConfig, embed, fit_head, labelled_split, split_train_val
 
 logger = logging.getLogger(__name__)

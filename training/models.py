@@ -13,7 +13,8 @@ from typing import Literal
 import keras
 from keras import layers
 
-IMAGE_SIDE = 28
+from app.repository import IMAGE_SIDE
+
 NUM_CLASSES = 10
 POOL_STEPS = 2  # two 2x2 max-pools: 28 -> 14 -> 7
 LATENT_SIDE = IMAGE_SIDE // 2**POOL_STEPS

@@ -13,6 +13,14 @@ from typing import Any
 import numpy as np
 import tensorflow as tf
 
+from app.repository import (
+    IMAGE_SIDE,
+    DatasetInfo,
+    InputSpec,
+    LatentSpec,
+    Manifest,
+    signatures,
+)
 from training import figures
 from training.datasets import FRAMING, Dataset
 from training.evaluate import evaluate
@@ -24,8 +32,9 @@ from training.train import PREDICT_BATCH, TrainConfig, embed, train
 logger = logging.getLogger(__name__)
 
 PREPROCESSING = (
-    "inside the encoder graph: uint8 pixels (batch, 28, 28), 0-255, light strokes on a dark "
-    "background as in MNIST -> float32 / 255 -> (batch, 28, 28, 1)"
+    f"inside the encoder graph: uint8 pixels (batch, {IMAGE_SIDE}, {IMAGE_SIDE}), 0-255, light "
+    "strokes on a dark background as in MNIST -> float32 / 255 -> "
+    f"(batch, {IMAGE_SIDE}, {IMAGE_SIDE}, 1)"
 )
 
 
@@ -46,31 +55,28 @@ def _summary(metrics: dict[str, Any]) -> dict[str, Any]:
     return summary
 
 
-def manifest_fields(
-    dataset: Dataset, config: TrainConfig, metrics: dict[str, Any]
-) -> dict[str, Any]:
-    """What the manifest says about data, input, latent, training and test metrics."""
-    return {
-        "dataset": {
-            "name": dataset.name,
-            "split": dataset.split,
-            "train_images": len(dataset.x_train),
-            "test_images": len(dataset.x_test),
-        },
-        "class_names": list(dataset.class_names),
-        "input": {
-            "name": "pixels",
-            "dtype": "uint8",
-            "shape": [28, 28],
-            "range": [0, 255],
-            "polarity": "light foreground on a dark background",
-            **FRAMING[dataset.name],
-        },
-        "latent": {"shape": list(config.model.latent_shape), "dim": config.model.latent_dim},
-        "preprocessing": PREPROCESSING,
-        "training": config.to_dict(),
-        "metrics": _summary(metrics),
-    }
+def describe(dataset: Dataset, config: TrainConfig, metrics: dict[str, Any]) -> Manifest:
+    """The manifest of a run, before export gives it a version, checksums and a time stamp."""
+    latent = LatentSpec(shape=list(config.model.latent_shape), dim=config.model.latent_dim)
+    return Manifest(
+        name=dataset.name,
+        version=0,
+        dataset=DatasetInfo(
+            name=dataset.name,
+            split=dataset.split,
+            train_images=len(dataset.x_train),
+            test_images=len(dataset.x_test),
+        ),
+        class_names=list(dataset.class_names),
+        input=InputSpec.model_validate(FRAMING[dataset.name]),
+        latent=latent,
+        preprocessing=PREPROCESSING,
+        training=config.to_dict(),
+        metrics=_summary(metrics),
+        signatures=signatures(latent.dim, len(dataset.class_names)),
+        files={},
+        created="",
+    )
 
 
 def write_figures(
@@ -99,15 +105,15 @@ def train_and_export(
     trained = train(dataset, config, verbose=verbose)
     test_latents = embed(trained.encoder, dataset.x_test)  # one pass, for metrics and figures
     metrics = evaluate(trained, dataset, test_latents)
-    fields = manifest_fields(dataset, config, metrics)
+    manifest = describe(dataset, config, metrics)
     parts = {"encoder": trained.encoder, "decoder": trained.decoder, "classifier": trained.head}
-    exported = export_repository(parts, out, dataset.name, fields, config.model.latent_dim, version)
+    exported = export_repository(parts, out, manifest, version)
     folder = results_dir / dataset.name
     folder.mkdir(parents=True, exist_ok=True)
     write_figures(dataset, test_latents, trained.decoder, folder, metrics)
     timings = {**trained.timings, "total_s": time.perf_counter() - start}
     record = {
-        "dataset": fields["dataset"],
+        "dataset": manifest.dataset.model_dump(),
         "export": exported.as_posix(),
         "machine": machine(),
         "config": config.to_dict(),

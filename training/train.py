@@ -15,9 +15,9 @@ import keras
 import numpy as np
 from keras import layers, ops
 
+from app.repository import IMAGE_SIDE
 from training.datasets import Dataset
 from training.models import (
-    IMAGE_SIDE,
     ModelConfig,
     build_autoencoder,
     build_classifier,

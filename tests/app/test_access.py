@@ -9,7 +9,9 @@ import httpx
 import pytest
 
 from app.logs import JsonFormatter
-from tests.app.conftest import digit_like
+from app.main import create_app
+from app.settings import Settings
+from tests.app.conftest import digit_like, serve, wait_ready
 
 
 def test_request_id_is_echoed_or_made_up(client: httpx.Client) -> None:
@@ -43,3 +45,39 @@ def test_one_structured_line_per_request(
     parsed = json.loads(JsonFormatter().format(lines[0]))
     assert parsed["request_id"] == "req-42"
     assert parsed["logger"] == "latentserve.access"
+
+
+class _BrokenRunner:
+    """A runner with a bug: every request ends in an unexpected exception (a 500)."""
+
+    async def run(self, *args: object) -> None:
+        raise RuntimeError("bug in the runner")
+
+    def retire(self, model: object) -> None:
+        pass
+
+    async def close(self) -> None:
+        pass
+
+
+def test_a_500_carries_the_request_id_the_error_shape_and_an_access_line(
+    settings: Settings, caplog: pytest.LogCaptureFixture
+) -> None:
+    app = create_app(settings, runner=_BrokenRunner())  # type: ignore[arg-type]
+    with (
+        serve(app) as url,
+        httpx.Client(base_url=url, timeout=30) as client,
+        caplog.at_level(logging.INFO, logger="latentserve.access"),
+    ):
+        wait_ready(client)
+        response = client.post(
+            "/classify",
+            json={"instances": [digit_like(1).tolist()]},
+            headers={"x-request-id": "req-500"},
+        )
+    assert response.status_code == 500
+    assert response.headers["x-request-id"] == "req-500"
+    assert response.json() == {"error": {"type": "internal_error", "message": "internal error"}}
+    lines = [r for r in caplog.records if getattr(r, "fields", {}).get("request_id") == "req-500"]
+    assert [line.fields["status"] for line in lines] == [500]  # type: ignore[attr-defined]
+    assert "bug in the runner" not in response.text  # no internals leak to the client

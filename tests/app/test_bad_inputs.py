@@ -3,25 +3,16 @@
 from __future__ import annotations
 
 import base64
-import struct
-import zlib
 
 import httpx
-import numpy as np
 import pytest
 
 from tests.app.conftest import digit_like, png_bytes
+from tests.app.corrupt import jpeg_ending_early, png_header_only, png_with_short_stream
 
 GOOD_PNG = png_bytes(digit_like(1))
 GOOD_ARRAY = digit_like(1).tolist()
-
-
-def png_header_only(width: int, height: int) -> bytes:
-    """A PNG whose IHDR claims width x height, followed by almost no data."""
-    ihdr = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
-    chunk = b"IHDR" + ihdr
-    crc = struct.pack(">I", zlib.crc32(chunk) & 0xFFFFFFFF)
-    return b"\x89PNG\r\n\x1a\n" + struct.pack(">I", len(ihdr)) + chunk + crc
+DEEP = 100_000  # levels of nesting: json.loads would raise RecursionError
 
 
 def raw(body: bytes, content_type: str | None) -> dict[str, object]:
@@ -98,6 +89,44 @@ CASES = [
         "invalid_image",
         0,
     ),
+    (
+        "png declaring 1x1,000,000 with ten rows of data",
+        raw(png_with_short_stream(1, 1_000_000, rows=10), "image/png"),
+        422,
+        "invalid_image",
+        0,
+    ),
+    (
+        "jpeg whose data ends early",
+        files(("file", GOOD_PNG), ("file", jpeg_ending_early())),
+        422,
+        "invalid_image",
+        1,
+    ),
+    (
+        "json nested 100,000 levels deep",
+        raw(b"[" * DEEP + b"]" * DEEP, "application/json"),
+        400,
+        "bad_request",
+        None,
+    ),
+    (
+        "json instances nested 100,000 levels deep",
+        raw(b'{"instances": ' + b"[" * DEEP + b"]" * DEEP + b"}", "application/json"),
+        400,
+        "bad_request",
+        None,
+    ),
+    (
+        "json that is not utf-8",
+        raw(b'{"instances": ["\xff\xfe"]}', "application/json"),
+        400,
+        "bad_request",
+        None,
+    ),
+    ("json b64 that is a number", instances({"b64": 5}), 422, "invalid_image", 0),
+    ("json b64 with another key", instances({"b64": "AAAA", "x": 1}), 422, "invalid_image", 0),
+    ("json bool pixel", instances([[True] * 28] * 28), 422, "invalid_image", 0),
     (
         "multipart cut before its closing boundary",
         raw(
@@ -189,6 +218,37 @@ def test_unknown_route_uses_the_error_shape(client: httpx.Client) -> None:
     assert client.get("/classify").status_code == 405
 
 
-def test_service_still_answers_good_requests_afterwards(client: httpx.Client) -> None:
-    response = client.post("/classify", **instances(np.zeros((28, 28), int).tolist()))
-    assert response.status_code == 200
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        raw(png_with_short_stream(1, 1_000_000, rows=10), "image/png"),
+        raw(jpeg_ending_early(), "image/jpeg"),
+        raw(GOOD_PNG[: len(GOOD_PNG) // 2], "image/png"),
+    ],
+    ids=["png stream ends early", "jpeg ends early", "png cut in half"],
+)
+def test_truncated_images_say_so(client: httpx.Client, kwargs: dict) -> None:
+    error = client.post("/classify", **kwargs).json()["error"]
+    assert error["type"] == "invalid_image"
+    assert error["message"].startswith("image is truncated")
+
+
+def test_json_errors_name_the_instance_and_the_place(client: httpx.Client) -> None:
+    bad = [row[:] for row in GOOD_ARRAY]
+    bad[3][5] = 300
+    error = client.post("/embed", **instances(GOOD_ARRAY, bad)).json()["error"]
+    assert error["index"] == 1
+    assert error["message"].startswith("instances[1], row 3, column 5:")
+    assert "255" in error["message"]
+
+
+def test_bad_requests_leave_good_ones_answered_exactly_as_before(client: httpx.Client) -> None:
+    """The service gives the same answer to a good request before and after every bad one."""
+    good = instances(GOOD_ARRAY, digit_like(7).tolist())
+    before = client.post("/classify", **good)
+    assert before.status_code == 200
+    for _, kwargs, status, _, _ in CASES:
+        assert client.post("/classify", **kwargs).status_code == status
+    after = client.post("/classify", **good)
+    assert after.status_code == 200
+    assert after.json() == before.json()

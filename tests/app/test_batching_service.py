@@ -10,8 +10,8 @@ import httpx
 import numpy as np
 import pytest
 
-from app.batcher import Job
 from app.errors import DeadlineExceeded, QueueFull
+from app.jobs import Job, Operation, Outputs
 from app.main import create_app
 from app.settings import Settings
 from tests.app.conftest import digit_like, png_bytes, serve, wait_ready
@@ -113,23 +113,24 @@ def test_unbatched_runner_gives_the_same_answers(settings: Settings, client: htt
 
 
 class _SlowModel:
-    """Stands in for a ModelVersion whose encoder takes longer than the deadline."""
+    """Stands in for a model whose calls take longer than the deadline."""
 
-    name, version = "slow", 1
+    name, version, manifest = "slow", 1, None
 
-    def encode(self, images: np.ndarray) -> np.ndarray:
+    def run(self, operation: Operation, images: np.ndarray) -> Outputs:
         threading.Event().wait(0.5)
-        return np.zeros((len(images), 4), dtype=np.float32)
+        return Outputs(latent=np.zeros((len(images), 4), dtype=np.float32))
 
 
 @pytest.mark.parametrize("batching", [True, False])
 def test_deadline_includes_queue_time_and_gives_504(settings: Settings, batching: bool) -> None:
+    from app.jobs import Runner
     from app.metrics import Metrics
-    from app.runner import BatchingRunner, Runner
+    from app.runner import BatchingRunner, DirectRunner
 
     async def scenario() -> None:
         fast = settings.model_copy(update={"request_timeout_ms": 100})
-        runner = BatchingRunner(fast, Metrics()) if batching else Runner(0.1)
+        runner: Runner = BatchingRunner(fast, Metrics()) if batching else DirectRunner(0.1)
         with pytest.raises(DeadlineExceeded, match="request_timeout_ms") as info:
             await runner.run(_SlowModel(), "embed", Job.of(np.zeros((1, 28, 28), np.uint8)))  # type: ignore[arg-type]
         assert info.value.status_code == 504

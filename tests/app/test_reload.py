@@ -96,3 +96,51 @@ def test_corrupt_version_is_refused_and_serving_continues(
         assert response.status_code == 200
         assert response.json()["model"]["version"] == 1
         assert response.headers["x-model-version"] == "1"
+
+
+def test_a_model_directory_removed_while_polling_does_not_end_hot_reload(
+    repo: Path, settings: Settings, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The served model's directory disappears (say, a redeploy in progress): the loaded
+    version keeps serving, the failed polls are logged once, and once a new version appears
+    the watcher, still alive, swaps it in."""
+    live = settings.model_copy(update={"model_repository": repo, "reload_interval_s": 0.05})
+    saved = repo.parent / "saved-mnist"
+    with serve(create_app(live)) as url, httpx.Client(base_url=url, timeout=30) as client:
+        wait_ready(client)
+        with caplog.at_level(logging.WARNING, logger="app.registry"):
+            (repo / "mnist").rename(saved)
+            for _ in range(20):
+                response = client.post("/classify?model=mnist", json=PAYLOAD)
+                assert response.status_code == 200
+                assert response.json()["model"]["version"] == 1
+                time.sleep(0.02)
+        failures = [r.getMessage() for r in caplog.records if "poll failed" in r.getMessage()]
+        assert len(failures) == 1, failures  # logged once, not every 50 ms
+        assert "FileNotFoundError" in failures[0]
+        saved.rename(repo / "mnist")
+        publish_version(repo / "mnist", source=1, target=2)
+        deadline = time.monotonic() + 30
+        while client.get("/readyz").json()["models"]["mnist"] != 2:
+            assert time.monotonic() < deadline, "the watcher never picked up version 2"
+            time.sleep(0.05)
+        assert client.post("/classify?model=mnist", json=PAYLOAD).json()["model"]["version"] == 2
+
+
+def test_a_killed_watcher_is_restarted(repo: Path, settings: Settings) -> None:
+    live = settings.model_copy(update={"model_repository": repo, "reload_interval_s": 0.05})
+    app = create_app(live)
+    with serve(app) as url, httpx.Client(base_url=url, timeout=30) as client:
+        wait_ready(client)
+        watcher = app.state.watcher
+        task = watcher.task
+        task.get_loop().call_soon_threadsafe(task.cancel)  # killed from outside
+        deadline = time.monotonic() + 10
+        while watcher.task is task or not watcher.running:
+            assert time.monotonic() < deadline, "the watcher was not restarted"
+            time.sleep(0.02)
+        assert watcher.failures == 1
+        publish_version(repo / "mnist", source=1, target=2)
+        while client.get("/readyz").json()["models"]["mnist"] != 2:
+            assert time.monotonic() < deadline + 20, "the restarted watcher did not reload"
+            time.sleep(0.05)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import replace
 from pathlib import Path
 
@@ -10,12 +9,12 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from app.repository import Manifest, read_manifest, verify_files
+from app.repository import Manifest, read_manifest, sha256_files, verify_files
 from tests.conftest import TINY_TRAINING, tiny_dataset
 from training.datasets import DatasetError, load_dataset
 from training.evaluate import evaluate
-from training.export import export_repository, sha256_files
-from training.pipeline import manifest_fields
+from training.export import export_repository
+from training.pipeline import describe
 from training.train import embed, train
 
 
@@ -46,9 +45,8 @@ def exported(few_hundred, tmp_path_factory: pytest.TempPathFactory, request):  #
     trained = train(few_hundred, config, verbose=0)
     parts = {"encoder": trained.encoder, "decoder": trained.decoder, "classifier": trained.head}
     metrics = evaluate(trained, few_hundred, embed(trained.encoder, few_hundred.x_test))
-    fields = manifest_fields(few_hundred, config, metrics)
     path = export_repository(
-        parts, tmp_path_factory.mktemp("out"), few_hundred.name, fields, config.model.latent_dim
+        parts, tmp_path_factory.mktemp("out"), describe(few_hundred, config, metrics)
     )
     return trained, path, few_hundred
 
@@ -80,11 +78,14 @@ def test_signatures_are_as_documented(exported) -> None:  # type: ignore[no-unty
     for part, spec in manifest.signatures.items():
         function = tf.saved_model.load(str(path / part)).signatures["serving_default"]
         inputs = function.structured_input_signature[1]
-        assert set(inputs) == set(spec["inputs"])
+        assert set(inputs) == set(spec.inputs)
         for name, tensor in inputs.items():
-            assert tensor.dtype.name == spec["inputs"][name]["dtype"]
-            assert list(tensor.shape) == spec["inputs"][name]["shape"]
-        assert set(function.structured_outputs) == set(spec["outputs"])
+            assert tensor.dtype.name == spec.inputs[name].dtype
+            assert list(tensor.shape) == spec.inputs[name].shape
+        assert set(function.structured_outputs) == set(spec.outputs)
+        for name, tensor in function.structured_outputs.items():
+            assert tensor.dtype.name == spec.outputs[name].dtype
+            assert list(tensor.shape) == spec.outputs[name].shape
 
 
 def test_manifest_schema_and_checksums(exported) -> None:  # type: ignore[no-untyped-def]
@@ -113,11 +114,8 @@ def test_tampered_file_is_detected(exported, tmp_path: Path) -> None:  # type: i
 
 
 def test_next_export_gets_the_next_version(exported) -> None:  # type: ignore[no-untyped-def]
-    trained, path, dataset = exported
-    fields = json.loads((path / "manifest.json").read_text())
+    trained, path, _ = exported
     parts = {"encoder": trained.encoder, "decoder": trained.decoder, "classifier": trained.head}
-    second = export_repository(
-        parts, path.parent.parent, dataset.name, fields, TINY_TRAINING.model.latent_dim
-    )
+    second = export_repository(parts, path.parent.parent, read_manifest(path))
     assert second.name == "2"
     assert read_manifest(second).version == 2
