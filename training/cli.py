@@ -3,19 +3,22 @@
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import sys
 from dataclasses import replace
 from pathlib import Path
 from typing import get_args
 
+from app.repository import read_manifest
 from training.datasets import CLASS_NAMES, DEFAULT_CACHE_DIR, DatasetError, load_dataset, prepare
 from training.models import HeadKind, ModelConfig
 from training.train import TrainConfig
 
 DEFAULT_RESULTS = Path("docs/results")
 DEFAULT_REPORT = Path("docs/training.md")
+REPORTS_DIR = ".reports"
+"""Where runs into any other repository report: inside it, hidden, so the service (which
+skips hidden directories) never mistakes the reports for a model."""
 
 # Chosen by measurement on the 2-core machine (docs/training.md); --quick is for demos and CI.
 # Epochs differ per dataset because an epoch of mnist's 7,200 training images is 1/7.5 of
@@ -62,21 +65,23 @@ def _data_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--results",
         type=Path,
-        help="metrics and figures (default: docs/results for --out models, else OUT/results)",
+        help="metrics and figures (default: docs/results for --out models, "
+        f"else OUT/{REPORTS_DIR}/results)",
     )
     parser.add_argument(
         "--report",
         type=Path,
-        help="generated report (default: docs/training.md for --out models, else OUT/training.md)",
+        help="generated report (default: docs/training.md for --out models, "
+        f"else OUT/{REPORTS_DIR}/training.md)",
     )
 
 
 def output_paths(args: argparse.Namespace) -> tuple[Path, Path]:
-    """Runs into the shipped repository report under docs/; other runs keep theirs beside OUT."""
-    out = getattr(args, "out", None) or args.model_dir.parent.parent
-    shipped = Path(out).resolve() == Path("models").resolve()
-    results = args.results or (DEFAULT_RESULTS if shipped else Path(out) / "results")
-    report = args.report or (DEFAULT_REPORT if shipped else Path(out) / "training.md")
+    """Runs into the shipped repository report under docs/; other runs under OUT/.reports/."""
+    out = Path(getattr(args, "out", None) or args.model_dir.parent.parent)
+    shipped = out.resolve() == Path("models").resolve()
+    results = args.results or (DEFAULT_RESULTS if shipped else out / REPORTS_DIR / "results")
+    report = args.report or (DEFAULT_REPORT if shipped else out / REPORTS_DIR / "training.md")
     return results, report
 
 
@@ -140,8 +145,8 @@ def train_config(args: argparse.Namespace) -> TrainConfig:
 
 
 def config_from_manifest(version_dir: Path) -> TrainConfig:
-    fields = json.loads((version_dir / "manifest.json").read_text())["training"]
-    model = fields.pop("model")
+    fields = dict(read_manifest(version_dir).training)
+    model = dict(fields.pop("model"))
     model["filters"] = tuple(model["filters"])
     return TrainConfig(model=ModelConfig(**model), **fields)
 
@@ -174,10 +179,12 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "train":
         from training.pipeline import train_and_export
 
+        results, report = output_paths(args)
         exported = train_and_export(
-            dataset, train_config(args), args.out, *output_paths(args), args.version
+            dataset, train_config(args), args.out, results, report, args.version
         )
         print(exported)
+        print(f"report: {report}", file=sys.stderr)
         return 0
     from training.pipeline import run_label_curve
 

@@ -34,10 +34,12 @@ def test_results_go_to_docs_only_for_the_shipped_repository(tmp_path: Path) -> N
         Path("docs/results"),
         Path("docs/training.md"),
     )
+    # Elsewhere, hidden inside the repository: the service skips hidden directories.
+    reports = tmp_path / ".reports"
     elsewhere = parse("train", "--dataset", "mnist", "--out", str(tmp_path))
-    assert output_paths(elsewhere) == (tmp_path / "results", tmp_path / "training.md")
+    assert output_paths(elsewhere) == (reports / "results", reports / "training.md")
     curve = parse("label-curve", "--dataset", "mnist", "--model-dir", str(tmp_path / "m" / "1"))
-    assert output_paths(curve) == (tmp_path / "results", tmp_path / "training.md")
+    assert output_paths(curve) == (reports / "results", reports / "training.md")
 
 
 def test_missing_dataset_exits_2_naming_the_install_command(
