@@ -11,6 +11,7 @@ import pytest
 from PIL import Image
 from starlette.concurrency import run_in_threadpool
 
+from app.images import ImageOptions, decode_image
 from app.inference import load_version
 from app.repository import latest_version
 from app.settings import Settings
@@ -85,14 +86,23 @@ def test_every_form_gives_the_models_outputs_in_request_order(
 
 @pytest.mark.parametrize("endpoint", ENDPOINTS)
 def test_raw_image_body(client: httpx.Client, reference: dict, endpoint: str) -> None:
+    """One image as the whole body (Content-Type image/png) gives that image's outputs."""
     response = client.post(
         endpoint, content=png_bytes(reference["images"][1]), headers={"content-type": "image/png"}
     )
     assert response.status_code == 200, response.text
+    body = response.json()
     if endpoint == "/embed":
+        np.testing.assert_allclose(body["embeddings"], reference["latents"][1:2], atol=1e-5)
+    elif endpoint == "/classify":
+        (prediction,) = body["predictions"]
         np.testing.assert_allclose(
-            response.json()["embeddings"][0], reference["latents"][1], atol=1e-5
+            prediction["probabilities"], reference["probabilities"][1], atol=1e-5
         )
+    else:
+        (rebuilt,) = body["reconstructions"]
+        png = Image.open(io.BytesIO(base64.b64decode(rebuilt["image_png"])))
+        np.testing.assert_array_equal(np.asarray(png), reference["pixels"][1])
 
 
 def test_order_is_kept_for_a_batch(client: httpx.Client, reference: dict) -> None:
@@ -181,12 +191,22 @@ def test_dark_on_light_upload_is_inverted_automatically(client: httpx.Client) ->
 
 
 def test_larger_upload_is_fitted_unless_resize_false(client: httpx.Client) -> None:
+    """An 84x84 upload is answered as the 28x28 image the model's framing makes of it."""
     big = np.asarray(Image.fromarray(digit_like(4)).resize((84, 84)))
     files = {"files": [("file", ("big.png", png_bytes(big), "image/png"))]}
-    assert client.post("/classify", **files).status_code == 200
+    framing = client.get("/models/mnist").json()["input"]  # mnist: a 20-pixel box, by mass
+    options = ImageOptions(
+        max_pixels=10**6, fit_box=framing["fit_box"], centre_of_mass=framing["centre_of_mass"]
+    )
+    fitted = decode_image(png_bytes(big), options, 0)
+    assert fitted.shape == (28, 28) and not np.array_equal(fitted, digit_like(4))
+    served = client.post("/embed", **files).json()["embeddings"]
+    native = client.post("/embed", **json_arrays(fitted[None])).json()["embeddings"]
+    np.testing.assert_array_equal(served, native)
     refused = client.post("/classify?resize=false", **files)
     assert refused.status_code == 422
     assert refused.json()["error"]["index"] == 0
+    assert "resize=false" in refused.json()["error"]["message"]
 
 
 def test_model_metadata(client: httpx.Client, settings: Settings) -> None:

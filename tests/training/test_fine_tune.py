@@ -6,6 +6,7 @@ from dataclasses import replace
 
 import keras
 import numpy as np
+import pytest
 
 from tests.conftest import TINY_TRAINING, tiny_dataset
 from training.models import build_classifier, build_encoder, build_head
@@ -38,10 +39,30 @@ def test_shifts_move_whole_pixels_in_training_and_nothing_at_inference() -> None
     assert with_shifts(classifier, 0, seed=0) is classifier
 
 
-def test_fine_tuning_with_shifts_trains_and_reports_separately() -> None:
+def test_fine_tuning_trains_a_copy_and_leaves_the_exported_encoder_untouched(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import training.train
+
+    before: list[list[np.ndarray]] = []
+    real_fine_tune = training.train.fine_tune
+
+    def snapshot_then_fine_tune(config, encoder, *args):  # type: ignore[no-untyped-def]
+        before.append([w.copy() for w in encoder.get_weights()])
+        return real_fine_tune(config, encoder, *args)
+
+    monkeypatch.setattr(training.train, "fine_tune", snapshot_then_fine_tune)
     config = replace(TINY_TRAINING, fine_tune_epochs=1, fine_tune_shift=2)
     trained = train(tiny_dataset("mnist"), config, verbose=0)
     assert trained.fine_tuned is not None
     assert "accuracy" in trained.history["fine_tune"]
-    # The exported encoder is untouched by fine-tuning.
-    assert trained.fine_tuned.layers[1] is not trained.encoder
+    (encoder_before,) = before
+    after = trained.encoder.get_weights()
+    assert len(after) == len(encoder_before)
+    for old, new in zip(encoder_before, after, strict=True):
+        np.testing.assert_array_equal(old, new)  # the exported encoder did not move
+    # ...while the fine-tuned copy did: its encoder's first kernel changed.
+    tuned_encoder = next(
+        layer for layer in trained.fine_tuned.layers if layer.name.startswith("encoder")
+    )
+    assert not np.array_equal(tuned_encoder.get_weights()[0], encoder_before[0])

@@ -30,16 +30,21 @@ def test_conv_head_takes_flat_features_of_either_shape() -> None:
     )
 
 
+CHANCE = 0.1  # ten classes
+
+
 def test_label_curve_runs_the_conv_head_on_latents_and_pixels() -> None:
-    config = replace(TINY_TRAINING, model=replace(TINY_TRAINING.model, head="conv"))
+    """Both heads learn the tiny bars from 5 labels per class: well above chance (measured:
+    0.68 on latents, 1.0 on pixels with 20 epochs)."""
+    config = replace(TINY_TRAINING, head_epochs=20, model=replace(TINY_TRAINING.model, head="conv"))
     dataset = tiny_dataset("mnist")
     encoder = train(dataset, config, verbose=0).encoder
     rows = label_curve(dataset, encoder, config, labels_per_class=(5,), seeds=(0,))
     assert rows[0]["labels_per_class"] == 5
     for kind in ("latent", "pixels"):
         result = rows[0][kind]
-        assert isinstance(result, dict) and 0.0 <= result["mean"] <= 1.0
-        assert len(result["runs"]) == 1
+        assert isinstance(result, dict) and len(result["runs"]) == 1
+        assert result["mean"] >= 3 * CHANCE, (kind, result)
 
 
 def test_each_head_gets_its_own_curve_file_and_report_section(
