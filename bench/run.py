@@ -8,7 +8,8 @@ Load comes from wrk (Debian package `wrk`), on loopback only. Measured in order:
   3. in-process batched TensorFlow throughput (no HTTP),
   3b. the framework floor: the service's request path with zeros for a model (bench/floor.py),
   4. the batching service: /classify, /embed, /reconstruct with one PNG per request at
-     1, 32 and 128 connections, and with 256-image requests.
+     1, 32 and 128 connections, and with 256-image requests; /classify with one image as a
+     JSON pixel array at 32 connections.
 Writes out/results.json and prints a markdown table (copied into docs/benchmarks.md).
 """
 
@@ -72,7 +73,23 @@ def multipart(pngs: list[bytes]) -> bytes:
     return b"".join(parts) + f"--{BOUNDARY}--\r\n".encode()
 
 
-def wrk_script(workdir: Path, body: bytes | None) -> Path:
+def json_pixels(model: str) -> bytes:
+    """One test image as the JSON body form: {"instances": [28x28 array of 0-255]}."""
+    from training.datasets import DatasetError, load_dataset
+
+    try:
+        image = load_dataset(model).x_test[0]
+    except DatasetError:
+        image = np.zeros((28, 28), dtype=np.uint8)
+        image[6:22, 12:16] = 255
+    return json.dumps({"instances": [image.tolist()]}).encode()
+
+
+def wrk_script(
+    workdir: Path,
+    body: bytes | None,
+    content_type: str = f"multipart/form-data; boundary={BOUNDARY}",
+) -> Path:
     script = workdir / f"post-{len(body or b'')}.lua"
     if body is None:
         script.write_text("")
@@ -83,7 +100,7 @@ def wrk_script(workdir: Path, body: bytes | None) -> Path:
         f'local f = io.open("{body_file}", "rb")\n'
         "wrk.body = f:read('*a')\nf:close()\n"
         'wrk.method = "POST"\n'
-        f'wrk.headers["Content-Type"] = "multipart/form-data; boundary={BOUNDARY}"\n'
+        f'wrk.headers["Content-Type"] = "{content_type}"\n'
     )
     return script
 
@@ -117,6 +134,7 @@ def run_wrk(url: str, script: Path, connections: int, duration: int) -> dict[str
     errors = sum(int(n) for n in re.findall(r"(?:connect|read|write|timeout) (\d+)", output))
     non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", output)
     return {
+        "requests": int(re.search(r"(\d+) requests in", output).group(1)),  # type: ignore[union-attr]
         "req_s": float(re.search(r"Requests/sec:\s+([\d.]+)", output).group(1)),  # type: ignore[union-attr]
         "p50_ms": _ms(latency["50"]),
         "p99_ms": _ms(latency["99"]),
@@ -127,7 +145,15 @@ def run_wrk(url: str, script: Path, connections: int, duration: int) -> dict[str
 class Server:
     """A uvicorn process on loopback; peak RSS read from /proc when it stops."""
 
-    def __init__(self, target: str, env: dict[str, str], factory: bool, workers: int = 1) -> None:
+    def __init__(
+        self,
+        target: str,
+        env: dict[str, str],
+        factory: bool,
+        workers: int = 1,
+        root: Path = ROOT,
+    ) -> None:
+        """`root`: the checkout whose code serves (another one for A/B runs, bench/ab.py)."""
         self.port = free_port()
         cmd = [
             sys.executable,
@@ -146,7 +172,7 @@ class Server:
             cmd.append("--factory")
         if workers > 1:
             cmd += ["--workers", str(workers)]
-        self.process = subprocess.Popen(cmd, cwd=ROOT, env={**os.environ, **env})
+        self.process = subprocess.Popen(cmd, cwd=root, env={**os.environ, **env})
         self.url = f"http://127.0.0.1:{self.port}"
         self.peak_mb = 0.0
         deadline = time.monotonic() + START_TIMEOUT_S
@@ -162,6 +188,11 @@ class Server:
             if time.monotonic() > deadline or self.process.poll() is not None:
                 raise RuntimeError(f"{target} did not become ready")
             time.sleep(0.2)
+
+    def cpu_seconds(self) -> float:
+        """CPU time (user + system, every thread) the server process has used so far."""
+        fields = Path(f"/proc/{self.process.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
     def peak_rss_mb(self) -> float:
         """The largest peak RSS of the server process and its worker processes."""
@@ -223,6 +254,7 @@ def benchmark(args: argparse.Namespace) -> dict[str, Any]:
     single = multipart(sample_pngs(args.model, 1))
     many = multipart(sample_pngs(args.model, 256))
     one_png, batch_png, get = wrk_script(out, single), wrk_script(out, many), wrk_script(out, None)
+    one_json = wrk_script(out, json_pixels(args.model), "application/json")
     model_env = {
         "LATENTSERVE_MODEL_REPOSITORY": str(ROOT / "models"),
         "LATENTSERVE_DEFAULT_MODEL": args.model,
@@ -272,6 +304,7 @@ def benchmark(args: argparse.Namespace) -> dict[str, Any]:
             for conns in (1, 32, 128):
                 measure("service, 1 PNG", service, path, one_png, conns, 1)
             measure("service, 256 PNGs", service, path, batch_png, 8, 256)
+        measure("service, 1 JSON array", service, "/classify", one_json, 32, 1)
     peaks["service"] = service.peak_mb
 
     # Beyond the issue's one-worker setup: both cores for Python, each worker batching alone.
