@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 import tensorflow as tf
 
-from app.jobs import Operation, Outputs
+from app.jobs import NamedByManifest, Operation, Outputs
 from app.repository import PARTS, Manifest
 
 logger = logging.getLogger(__name__)
@@ -29,7 +29,7 @@ def configure_threads(intra_op: int) -> None:
 
 
 @dataclass
-class ModelVersion:
+class ModelVersion(NamedByManifest):
     """A loaded, warmed-up model version (app.jobs.Model). Array in, array out; thread-safe
     (TensorFlow functions)."""
 
@@ -38,14 +38,6 @@ class ModelVersion:
     _functions: dict[str, Any]
     _modules: list[Any]  # loaded SavedModels: their variables live as long as these do
     _composed: dict[str, Any]
-
-    @property
-    def name(self) -> str:
-        return self.manifest.name
-
-    @property
-    def version(self) -> int:
-        return self.manifest.version
 
     def run(self, operation: Operation, pixels: np.ndarray) -> Outputs:
         """uint8 (n, 28, 28) -> the operation's outputs, in one graph call."""

@@ -92,6 +92,20 @@ class Result:
     timing: Timing
 
 
+class NamedByManifest:
+    """Mixin for Model implementations: name and version are the manifest's."""
+
+    manifest: Manifest
+
+    @property
+    def name(self) -> str:
+        return self.manifest.name
+
+    @property
+    def version(self) -> int:
+        return self.manifest.version
+
+
 class Model(Protocol):
     """A loaded model version (app.inference.ModelVersion, or a stand-in without TensorFlow).
 

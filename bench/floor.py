@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 from fastapi import FastAPI
 
-from app.jobs import Job, Model, Operation, Outputs, Result, Timing
+from app.jobs import Job, Model, NamedByManifest, Operation, Outputs, Result, Timing
 from app.main import create_app
 from app.repository import Manifest
 from app.runner import within_deadline
@@ -25,18 +25,10 @@ from app.settings import Settings
 
 
 @dataclass(frozen=True)
-class ZeroModel:
+class ZeroModel(NamedByManifest):
     """A Model whose every output is zeros (probabilities uniform) of the manifest's shapes."""
 
     manifest: Manifest
-
-    @property
-    def name(self) -> str:
-        return self.manifest.name
-
-    @property
-    def version(self) -> int:
-        return self.manifest.version
 
     def run(self, operation: Operation, pixels: np.ndarray) -> Outputs:
         n = len(pixels)

@@ -63,6 +63,22 @@ def digit_like(seed: int) -> np.ndarray:
     return image
 
 
+class RaisingRunner:
+    """A Runner whose every run raises `error` (a full queue, a bug, ...)."""
+
+    def __init__(self, error: Exception) -> None:
+        self.error = error
+
+    async def run(self, *args: object) -> None:
+        raise self.error
+
+    def retire(self, model: object) -> None:
+        """Nothing to release."""
+
+    async def close(self) -> None:
+        """Nothing to release."""
+
+
 @pytest.fixture(scope="session")
 def settings(model_repo: Path) -> Settings:
     return Settings(

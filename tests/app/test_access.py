@@ -11,7 +11,7 @@ import pytest
 from app.logs import JsonFormatter
 from app.main import create_app
 from app.settings import Settings
-from tests.app.conftest import digit_like, serve, wait_ready
+from tests.app.conftest import RaisingRunner, digit_like, serve, wait_ready
 
 
 def test_request_id_is_echoed_or_made_up(client: httpx.Client) -> None:
@@ -47,23 +47,10 @@ def test_one_structured_line_per_request(
     assert parsed["logger"] == "latentserve.access"
 
 
-class _BrokenRunner:
-    """A runner with a bug: every request ends in an unexpected exception (a 500)."""
-
-    async def run(self, *args: object) -> None:
-        raise RuntimeError("bug in the runner")
-
-    def retire(self, model: object) -> None:
-        pass
-
-    async def close(self) -> None:
-        pass
-
-
 def test_a_500_carries_the_request_id_the_error_shape_and_an_access_line(
     settings: Settings, caplog: pytest.LogCaptureFixture
 ) -> None:
-    app = create_app(settings, runner=_BrokenRunner())  # type: ignore[arg-type]
+    app = create_app(settings, runner=RaisingRunner(RuntimeError("bug in the runner")))  # type: ignore[arg-type]
     with (
         serve(app) as url,
         httpx.Client(base_url=url, timeout=30) as client,

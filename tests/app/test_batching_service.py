@@ -14,7 +14,7 @@ from app.errors import DeadlineExceeded, QueueFull
 from app.jobs import Job, Operation, Outputs
 from app.main import create_app
 from app.settings import Settings
-from tests.app.conftest import digit_like, png_bytes, serve, wait_ready
+from tests.app.conftest import RaisingRunner, digit_like, png_bytes, serve, wait_ready
 
 CONCURRENCY = 24
 
@@ -75,19 +75,10 @@ def test_metrics_endpoint(client: httpx.Client) -> None:
     assert "latentserve_request_seconds_bucket" in text
 
 
-class _FullRunner:
-    async def run(self, *args: object) -> None:
-        raise QueueFull("batch queue full (max_queue_images)")
-
-    def retire(self, model: object) -> None:
-        pass
-
-    async def close(self) -> None:
-        pass
-
-
 def test_a_full_queue_is_429_with_retry_after(settings: Settings) -> None:
-    app = create_app(settings, runner=_FullRunner())  # type: ignore[arg-type]
+    app = create_app(
+        settings, runner=RaisingRunner(QueueFull("batch queue full (max_queue_images)"))
+    )  # type: ignore[arg-type]
     with serve(app) as url, httpx.Client(base_url=url, timeout=30) as client:
         wait_ready(client)
         response = client.post("/embed", json={"instances": [digit_like(1).tolist()]})
