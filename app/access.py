@@ -60,25 +60,26 @@ class AccessMiddleware:
             latency = time.perf_counter() - started
             route = scope.get("route")
             endpoint = getattr(route, "path", None) or "unmatched"
-            model = seen.get("model", "")
-            self.metrics.requests.labels(endpoint, model, seen["status"]).inc()
+            model, version = seen.get("model", ""), seen.get("version", "")
+            self.metrics.requests.labels(endpoint, model, version, seen["status"]).inc()
             self.metrics.latency.labels(endpoint).observe(latency)
             fields = {
                 "request_id": request_id,
                 "method": scope["method"],
                 "endpoint": endpoint,
                 "model": model or None,
-                "version": int(seen["version"]) if seen.get("version") else None,
+                "version": int(version) if version else None,
                 "images": scope.get("state", {}).get("images"),
                 "status": int(seen["status"]),
                 "latency_ms": round(latency * 1000, 3),
             }
             logger.info(
-                "%s %s %s model=%s images=%s %.1fms",
+                "%s %s %s model=%s version=%s images=%s %.1fms",
                 request_id,
                 endpoint,
                 fields["status"],
                 model or "-",
+                version or "-",
                 fields["images"],
                 latency * 1000,
                 extra={"fields": fields},

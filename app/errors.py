@@ -43,6 +43,18 @@ class ModelNotFound(ServiceError):
     error_type = "model_not_found"
 
 
+class VersionNotFound(ServiceError):
+    status_code = 404
+    error_type = "version_not_found"
+
+
+class IndexNotFound(ServiceError):
+    """The model version has no similarity index (`/similar`)."""
+
+    status_code = 404
+    error_type = "index_not_found"
+
+
 class PayloadTooLarge(ServiceError):
     status_code = 413
     error_type = "payload_too_large"
@@ -56,6 +68,11 @@ class UnsupportedMediaType(ServiceError):
 class InvalidImage(ServiceError):
     status_code = 422
     error_type = "invalid_image"
+
+
+class InvalidEmbedding(ServiceError):
+    status_code = 422
+    error_type = "invalid_embedding"
 
 
 class QueueFull(ServiceError):

@@ -17,6 +17,7 @@ import tensorflow as tf
 
 from app.jobs import NamedByManifest, Operation, Outputs
 from app.repository import PARTS, Manifest
+from app.similarity import SimilarityIndex
 
 logger = logging.getLogger(__name__)
 
@@ -28,7 +29,7 @@ def configure_threads(intra_op: int) -> None:
         tf.config.threading.set_inter_op_parallelism_threads(1)
 
 
-@dataclass
+@dataclass(eq=False)  # compared and hashed by identity, as Model asks
 class ModelVersion(NamedByManifest):
     """A loaded, warmed-up model version (app.jobs.Model). Array in, array out; thread-safe
     (TensorFlow functions)."""
@@ -38,6 +39,7 @@ class ModelVersion(NamedByManifest):
     _functions: dict[str, Any]
     _modules: list[Any]  # loaded SavedModels: their variables live as long as these do
     _composed: dict[str, Any]
+    index: SimilarityIndex | None = None
 
     def run(self, operation: Operation, pixels: np.ndarray) -> Outputs:
         """uint8 (n, 28, 28) -> the operation's outputs, in one graph call."""
@@ -95,11 +97,13 @@ def _compose(functions: dict[str, Any], input_shape: tuple[int, ...]) -> dict[st
 
 
 def load_version(path: Path, manifest: Manifest) -> ModelVersion:
-    """Load the three SavedModels (already checksum-verified) and answer one warm-up call."""
+    """Load the three SavedModels (already checksum-verified), build the similarity index if
+    the version has one, and answer one warm-up call."""
     modules = {part: tf.saved_model.load(str(path / part)) for part in PARTS}
     functions = {part: module.signatures["serving_default"] for part, module in modules.items()}
     composed = _compose(functions, manifest.input_shape)
-    model = ModelVersion(manifest, path, functions, list(modules.values()), composed)
+    index = SimilarityIndex.load(path, manifest.index) if manifest.index else None
+    model = ModelVersion(manifest, path, functions, list(modules.values()), composed, index)
     warm = np.zeros((1, *manifest.input_shape), dtype=np.uint8)
     latents = model.encode(warm)
     if latents.shape != (1, manifest.latent_dim):

@@ -16,6 +16,7 @@ import numpy as np
 
 if TYPE_CHECKING:
     from app.repository import Manifest
+    from app.similarity import SimilarityIndex
 
 Operation = Literal["embed", "classify", "reconstruct"]
 OPERATIONS: tuple[Operation, ...] = ("embed", "classify", "reconstruct")
@@ -109,7 +110,8 @@ class NamedByManifest:
 class Model(Protocol):
     """A loaded model version (app.inference.ModelVersion, or a stand-in without TensorFlow).
 
-    `run` is blocking and thread-safe; callers run it off the event loop.
+    `run` is blocking and thread-safe; callers run it off the event loop. Implementations are
+    compared and hashed by identity (a dataclass with eq=False): each load is its own object.
     """
 
     @property
@@ -120,6 +122,11 @@ class Model(Protocol):
 
     @property
     def version(self) -> int: ...
+
+    @property
+    def index(self) -> SimilarityIndex | None:
+        """The version's similarity index, if it has one."""
+        ...
 
     def run(self, operation: Operation, pixels: np.ndarray) -> Outputs: ...
 

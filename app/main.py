@@ -12,7 +12,6 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any
 
 from fastapi import Depends, FastAPI
 from fastapi.middleware.cors import CORSMiddleware
@@ -24,12 +23,14 @@ from app.errors import install_error_handlers
 from app.jobs import Model, Runner
 from app.limits import BodyLimitMiddleware
 from app.logs import configure_logging
+from app.metadata import public_router
+from app.metadata import router as metadata_router
 from app.metrics import Metrics
+from app.openapi import openapi_with_bodies
 from app.registry import Loader, ModelRegistry
 from app.repository import Manifest
-from app.routes import TIMING_HEADERS, public_router, router
+from app.routes import TIMING_HEADERS, router
 from app.runner import make_runner
-from app.schemas import instances_request
 from app.settings import Settings
 from app.supervision import Supervised
 
@@ -81,21 +82,6 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     await app.state.runner.close()
 
 
-def _openapi_with_instances(app: FastAPI) -> dict[str, Any]:
-    if app.openapi_schema is None:
-        schema = FastAPI.openapi(app)
-        # The JSON body form shares its routes with multipart and raw images, so it is parsed
-        # in app.uploads rather than by FastAPI; the model that validates it is documented
-        # here, in the components that IMAGE_BODY refers to.
-        components = schema.setdefault("components", {}).setdefault("schemas", {})
-        model = instances_request(app.state.settings.max_images)
-        instances = model.model_json_schema(ref_template="#/components/schemas/{model}")
-        components.update(instances.pop("$defs", {}))
-        components["InstancesRequest"] = instances
-        app.openapi_schema = schema
-    return app.openapi_schema
-
-
 class LatentServe(FastAPI):
     """FastAPI whose access middleware wraps even Starlette's outermost error middleware, so
     every response, a 500 included, carries X-Request-Id and gets its access line."""
@@ -122,6 +108,7 @@ def create_app(
     # Only a service with keys requires (and documents in OpenAPI) authentication.
     auth = [Depends(require_api_key)] if app.state.api_key_digests else []
     app.include_router(router, dependencies=auth)
+    app.include_router(metadata_router, dependencies=auth)
     install_error_handlers(app)
     app.add_middleware(BodyLimitMiddleware, max_body_bytes=settings.max_body_bytes)
     if settings.cors_origins:
@@ -132,7 +119,7 @@ def create_app(
             allow_headers=["Authorization", "X-API-Key", "Content-Type", "X-Request-Id"],
             expose_headers=[*TIMING_HEADERS, "X-Request-Id", "X-Reconstruction-Error"],
         )
-    app.openapi = lambda: _openapi_with_instances(app)  # type: ignore[method-assign]
+    app.openapi = lambda: openapi_with_bodies(app)  # type: ignore[method-assign]
     return app
 
 

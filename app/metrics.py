@@ -19,8 +19,8 @@ class Metrics:
         self.registry = CollectorRegistry()
         self.requests = Counter(
             "latentserve_requests",
-            "HTTP requests by endpoint, model and status",
-            ["endpoint", "model", "status"],
+            "HTTP requests by endpoint, model, version and status",
+            ["endpoint", "model", "version", "status"],
             registry=self.registry,
         )
         self.latency = Histogram(
@@ -33,36 +33,37 @@ class Metrics:
         self.queue_time = Histogram(
             "latentserve_queue_seconds",
             "time from joining the batch queue to the model call (decoding included)",
-            ["model", "operation"],
+            ["model", "version", "operation"],
             buckets=LATENCY_BUCKETS,
             registry=self.registry,
         )
         self.inference_time = Histogram(
             "latentserve_inference_seconds",
             "duration of one batched model call",
-            ["model", "operation"],
+            ["model", "version", "operation"],
             buckets=LATENCY_BUCKETS,
             registry=self.registry,
         )
         self.batch_images = Histogram(
             "latentserve_batch_images",
             "images per model call",
-            ["model", "operation"],
+            ["model", "version", "operation"],
             buckets=BATCH_BUCKETS,
             registry=self.registry,
         )
         self.queue_depth = Gauge(
             "latentserve_queue_images",
             "images waiting in a batch queue",
-            ["model", "operation"],
+            ["model", "version", "operation"],
             registry=self.registry,
         )
 
-    def batch_stats(self, model: str, operation: str) -> BatchStats:
-        batch_images = self.batch_images.labels(model, operation)
-        inference = self.inference_time.labels(model, operation)
-        depth = self.queue_depth.labels(model, operation)
-        queued = self.queue_time.labels(model, operation)
+    def batch_stats(self, model: str, version: int, operation: str) -> BatchStats:
+        labels = (model, str(version), operation)
+        batch_images = self.batch_images.labels(*labels)
+        inference = self.inference_time.labels(*labels)
+        depth = self.queue_depth.labels(*labels)
+        queued = self.queue_time.labels(*labels)
 
         def on_batch(images: int, seconds: float) -> None:
             batch_images.observe(images)

@@ -1,12 +1,15 @@
-"""Which models the service serves, and whether they are loaded yet.
+"""Which model versions the service serves, and whether they are loaded yet.
 
-Start-up has two halves: `plan()` reads every manifest and checks every checksum right away
-(a missing or corrupt model stops the process before it listens), and `load()` loads and
-warms the SavedModels in the background, so /readyz can answer 503 while that happens.
+Start-up has two halves: `plan()` reads every manifest the version policy selects and checks
+every checksum right away (a missing or corrupt model stops the process before it listens),
+and `load()` loads and warms the SavedModels in the background, so /readyz can answer 503
+while that happens.
 
-Hot reload (`watch`) polls the repository; the blocking part of taking a new version (verify,
-load, warm up) runs in a worker thread, and the swap itself on the event loop, where requests
-pick their model, so a request sees the old version or the new, never a mix.
+Hot reload (`watch`) polls the repository and applies the version policy again: the blocking
+part of taking a new version (verify, load, warm up) runs in a worker thread, and the swap on
+the event loop, where requests pick their model, so a request sees a version whole or not at
+all. Only versions that fall out of the policy are retired; the others are not touched, so a
+request pinned to one of them gets the same outputs before and after a reload.
 """
 
 from __future__ import annotations
@@ -18,13 +21,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from app.errors import ModelNotFound, NotReady
+from app.errors import ModelNotFound, NotReady, VersionNotFound
 from app.jobs import Model
 from app.repository import (
     MANIFEST,
     Manifest,
     RepositoryError,
-    latest_version,
     model_names,
     verified_manifest,
     version_dirs,
@@ -38,18 +40,9 @@ Retire = Callable[[Model], None]
 
 
 @dataclass(frozen=True)
-class PlannedModel:
+class PlannedVersion:
     path: Path
     manifest: Manifest
-
-
-@dataclass(frozen=True)
-class Candidate:
-    """A newer version found on disk, and the manifest time stamp it was found with."""
-
-    name: str
-    path: Path
-    stamp: float
 
 
 def freeze_heap() -> None:
@@ -67,7 +60,7 @@ def freeze_heap() -> None:
     logger.debug("froze %d objects out of the garbage collector's scans", gc.get_freeze_count())
 
 
-def _manifest_stamp(path: Path) -> float:
+def _stamp(path: Path) -> float:
     manifest = path / MANIFEST
     return manifest.stat().st_mtime if manifest.exists() else 0.0
 
@@ -75,96 +68,154 @@ def _manifest_stamp(path: Path) -> float:
 class ModelRegistry:
     def __init__(self, settings: Settings, loader: Loader, on_retire: Retire | None = None) -> None:
         self._settings = settings
+        self._policy = settings.version_policy
         self._loader = loader
         self._on_retire = on_retire or (lambda model: None)
         self._refused: dict[Path, float] = {}  # version dir -> manifest mtime when refused
         self._last_poll_error: str | None = None
-        self._models: dict[str, Model] = {}
-        self.planned: dict[str, PlannedModel] = {}
+        self._planned: dict[str, dict[int, PlannedVersion]] = {}
+        self._models: dict[str, dict[int, Model]] = {}
         self.default_name: str | None = None
         self.ready = False
         self.error: str | None = None  # why loading failed, if it did
 
     def plan(self) -> None:
-        """Validate every model to serve now; raises RepositoryError with the reason.
+        """Validate every version to serve now; raises RepositoryError with the reason.
 
         With no explicit model list, a directory that holds no version is skipped with a
         warning (as TensorFlow Serving ignores what is not a version); a listed model that is
-        missing, and any model whose newest version is broken, stops the start.
+        missing, a version the policy names that is missing, and any selected version that is
+        broken stop the start.
         """
         root = self._settings.model_repository
         explicit = bool(self._settings.models)
         for name in self._settings.models or model_names(root):
-            if not explicit and not version_dirs(root / name):
-                logger.warning("skipping %s: it holds no numbered model versions", root / name)
+            model_dir = root / name
+            if not model_dir.is_dir():
+                raise RepositoryError(f"no model {name!r} in {root} (have: {model_names(root)})")
+            available = {int(path.name): path for path in version_dirs(model_dir)}
+            if not available and not explicit:
+                logger.warning("skipping %s: it holds no numbered model versions", model_dir)
                 continue
-            path, manifest = latest_version(root, name)
-            self.planned[name] = PlannedModel(path, manifest)
-        if not self.planned:
+            selected = self._policy.select(available)
+            if missing := [v for v in self._policy.versions if v not in available]:
+                raise RepositoryError(f"{model_dir}: no version {missing} (version_policy)")
+            if not selected:
+                raise RepositoryError(f"{model_dir}: no numbered version directories")
+            self._planned[name] = {
+                v: PlannedVersion(available[v], verified_manifest(available[v])) for v in selected
+            }
+        if not self._planned:
             raise RepositoryError(f"no models in {root}")
-        self.default_name = self._settings.default_model or sorted(self.planned)[0]
-        if self.default_name not in self.planned:
+        self.default_name = self._settings.default_model or sorted(self._planned)[0]
+        if self.default_name not in self._planned:
             raise RepositoryError(
-                f"default model {self.default_name!r} not among {sorted(self.planned)}"
+                f"default model {self.default_name!r} not among {sorted(self._planned)}"
             )
 
     def load(self) -> None:
-        """Blocking: load and warm every planned model, then mark the registry ready."""
-        for name, planned in self.planned.items():
-            self._models[name] = self._loader(planned.path, planned.manifest)
+        """Blocking: load and warm every planned version, then mark the registry ready."""
+        for name, versions in self._planned.items():
+            self._models[name] = {v: self._loader(p.path, p.manifest) for v, p in versions.items()}
         freeze_heap()
         self.ready = True
-        logger.info("ready: %s", {n: m.version for n, m in self._models.items()})
+        logger.info("ready: %s", self.served())
 
-    def get(self, name: str | None) -> Model:
+    def get(self, name: str | None, version: int | None = None) -> Model:
+        """The model version a request asked for: `version`, or the highest served."""
         name = name or self.default_name
-        if name not in self.planned:
-            raise ModelNotFound(f"unknown model {name!r}; available: {sorted(self.planned)}")
+        if name not in self._planned:
+            raise ModelNotFound(f"unknown model {name!r}; available: {sorted(self._planned)}")
         if not self.ready:
             raise NotReady(self.error or "models are still loading")
-        return self._models[name]
+        served = self._models[name]
+        if version is None:
+            return served[max(served)]
+        if version not in served:
+            raise VersionNotFound(
+                f"model {name!r} has no served version {version}; served: "
+                f"{sorted(served, reverse=True)} (version_policy {self._policy})"
+            )
+        return served[version]
 
-    def manifests(self) -> dict[str, Manifest]:
-        return {name: planned.manifest for name, planned in sorted(self.planned.items())}
+    def names(self) -> list[str]:
+        return sorted(self._planned)
 
-    def candidates(self) -> list[Candidate]:
-        """Blocking (reads the disk): newer versions than the ones served, not yet refused."""
-        found = []
-        for name, planned in self.planned.items():
-            versions = version_dirs(self._settings.model_repository / name)
-            if versions and int(versions[0].name) > planned.manifest.version:
-                stamp = _manifest_stamp(versions[0])
-                if self._refused.get(versions[0]) != stamp:
-                    found.append(Candidate(name, versions[0], stamp))
+    def versions(self, name: str) -> dict[int, Manifest]:
+        """The manifests of `name`'s served versions, highest first (ModelNotFound if none)."""
+        if name not in self._planned:
+            raise ModelNotFound(f"unknown model {name!r}; available: {sorted(self._planned)}")
+        planned = self._planned[name]
+        return {v: planned[v].manifest for v in sorted(planned, reverse=True)}
+
+    def served(self) -> dict[str, list[int]]:
+        """Every model's served versions, highest first."""
+        return {name: list(self.versions(name)) for name in self.names()}
+
+    def _available(self, name: str) -> dict[int, Path]:
+        """Blocking (reads the disk): version dirs of `name` not refused as they are now."""
+        found = {}
+        for path in version_dirs(self._settings.model_repository / name):
+            if self._refused.get(path) != _stamp(path):
+                found[int(path.name)] = path
         return found
 
-    def prepare(self, candidate: Candidate) -> tuple[Model, Manifest] | None:
-        """Blocking: verify, load and warm a candidate; None (logged once) if it is broken."""
+    def _prepare(self, name: str, path: Path) -> tuple[Model, Manifest] | None:
+        """Blocking: verify, load and warm a version; None (logged once) if it is broken."""
+        stamp = _stamp(path)
         try:
-            manifest = verified_manifest(candidate.path)
-            return self._loader(candidate.path, manifest), manifest
+            manifest = verified_manifest(path)
+            return self._loader(path, manifest), manifest
         except Exception as err:
-            self._refused[candidate.path] = candidate.stamp
-            served = self.planned[candidate.name].manifest.version
-            logger.warning("refusing %s: %s; still serving version %d", candidate.path, err, served)
+            self._refused[path] = stamp
+            served = sorted(self._models.get(name, {}), reverse=True)
+            logger.warning("refusing %s: %s; still serving versions %s", path, err, served)
             return None
 
-    def swap(self, candidate: Candidate, model: Model, manifest: Manifest) -> None:
-        """On the event loop: serve `model` from now on and retire the version it replaces."""
-        old = self._models.get(candidate.name)
-        self._models[candidate.name] = model
-        self.planned[candidate.name] = PlannedModel(candidate.path, manifest)
-        logger.info("now serving %s version %d from %s", model.name, model.version, candidate.path)
-        if old is not None:
+    async def _reconcile(self, name: str) -> None:
+        """Apply the policy to what is on disk now: load what joins, then retire what left."""
+        available = await asyncio.to_thread(self._available, name)
+        served = self._models[name]
+        staged: dict[int, tuple[Model, PlannedVersion]] = {}
+        while True:
+            desired = self._policy.select(available)
+            missing = [v for v in desired if v not in served and v not in staged]
+            if not missing:
+                break
+            for version in missing:
+                path = available[version]
+                prepared = await asyncio.to_thread(self._prepare, name, path)
+                if prepared is None:
+                    del available[version]  # broken: the policy picks again without it
+                    break
+                model, manifest = prepared
+                staged[version] = (model, PlannedVersion(path, manifest))
+        if not desired:
+            return  # nothing servable on disk (say, mid-redeploy): keep what is served
+        self._swap(name, desired, staged)
+
+    def _swap(
+        self, name: str, desired: list[int], staged: dict[int, tuple[Model, PlannedVersion]]
+    ) -> None:
+        """On the event loop: serve the staged versions, retire those outside `desired`."""
+        served, planned = self._models[name], self._planned[name]
+        for version, (model, plan) in staged.items():
+            if version in desired:
+                served[version], planned[version] = model, plan
+                logger.info("now serving %s version %d from %s", name, version, plan.path)
+        for version in [v for v in served if v not in desired]:
+            old = served.pop(version)
+            planned.pop(version)
+            logger.info("retiring %s version %d (version_policy %s)", name, version, self._policy)
             self._on_retire(old)  # its queued work drains; nothing new goes to it
 
     async def poll(self) -> None:
-        """Take every new complete version in the repository (once)."""
-        for candidate in await asyncio.to_thread(self.candidates):
-            prepared = await asyncio.to_thread(self.prepare, candidate)
-            if prepared is not None:
-                self.swap(candidate, *prepared)
-                await asyncio.to_thread(freeze_heap)
+        """Apply the version policy to every served model once."""
+        before = self.served()
+        for name in self.names():
+            await self._reconcile(name)
+        if self.served() != before:
+            await asyncio.to_thread(freeze_heap)
 
     async def watch(self, interval_s: float) -> None:
         """Poll the repository every interval_s until cancelled; a failed poll (say, a model

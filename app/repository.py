@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -82,6 +82,24 @@ def signatures(latent_dim: int, classes: int) -> dict[str, Signature]:
     }
 
 
+class IndexSpec(BaseModel):
+    """The optional similarity index of a version (`/similar`): reference embeddings, stored
+    quantised in `file`, searched with an HNSW graph (usearch) built when the version loads."""
+
+    file: str = "index/reference.npz"
+    size: int = Field(description="reference images in the index")
+    dims: int = Field(description="dimensions of the whitened PCA projection it searches")
+    metric: Literal["cos"] = "cos"
+    source: str = Field(description="what the reference images are")
+    connectivity: int = 16
+    expansion_add: int = 128
+    expansion_search: int = 64
+    knn_accuracy: float | None = Field(
+        default=None,
+        description="10-NN majority vote over the index, as a classifier of the test split",
+    )
+
+
 class Manifest(BaseModel):
     """manifest.json: written by `python -m training train`, read by the service."""
 
@@ -101,6 +119,7 @@ class Manifest(BaseModel):
     signatures: dict[str, Signature]
     files: dict[str, str] = Field(description="sha256 of every file, by relative POSIX path")
     created: str
+    index: IndexSpec | None = None
 
     @property
     def input_shape(self) -> tuple[int, ...]:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+import weakref
 from collections.abc import Awaitable
 from functools import partial
 
@@ -76,7 +77,9 @@ class BatchingRunner:
         self._settings = settings
         self._metrics = metrics
         self._batchers: dict[tuple[str, int, Operation], Batcher] = {}
-        self._retired: set[tuple[str, int]] = set()
+        # By identity: a version that is retired, then served again later (say, the newest
+        # directory was deleted), comes back as a new object with batchers of its own.
+        self._retired: weakref.WeakSet[Model] = weakref.WeakSet()
 
     def _batcher(self, model: Model, operation: Operation) -> Batcher:
         key = (model.name, model.version, operation)
@@ -86,13 +89,13 @@ class BatchingRunner:
                 max_batch=self._settings.max_batch_images,
                 max_delay_s=self._settings.max_batch_delay_ms / 1000,
                 max_queue=self._settings.max_queue_images,
-                stats=self._metrics.batch_stats(model.name, operation),
+                stats=self._metrics.batch_stats(model.name, model.version, operation),
                 name=f"batcher {model.name}/{model.version}/{operation}",
             )
         return self._batchers[key]
 
     async def run(self, model: Model, operation: Operation, job: Job) -> Result:
-        if (model.name, model.version) in self._retired:
+        if model in self._retired:
             # A request that picked a version just before it was retired: serve it alone.
             work = run_alone(model, operation, job)
         else:
@@ -101,7 +104,7 @@ class BatchingRunner:
 
     def retire(self, model: Model) -> None:
         """Let the version's batchers drain and stop, so its model can be freed."""
-        self._retired.add((model.name, model.version))
+        self._retired.add(model)
         for key in [k for k in self._batchers if k[:2] == (model.name, model.version)]:
             self._batchers.pop(key).retire()
 

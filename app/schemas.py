@@ -1,24 +1,12 @@
-"""Request and response schemas (what /docs shows, and what validates JSON bodies)."""
+"""Response schemas (what /docs shows); request bodies are in app.bodies."""
 
 from __future__ import annotations
 
-import base64
-import binascii
-from functools import cache
-from typing import Annotated, Any
+from typing import Any
 
-from pydantic import (
-    BaseModel,
-    BeforeValidator,
-    ConfigDict,
-    Discriminator,
-    Field,
-    Tag,
-    WithJsonSchema,
-    create_model,
-)
+from pydantic import BaseModel, Field
 
-from app.repository import IMAGE_SIDE, PIXEL_RANGE, Signature
+from app.repository import IndexSpec, Signature
 
 
 class ModelRef(BaseModel):
@@ -74,7 +62,9 @@ class Limits(BaseModel):
     request_timeout_ms: float
 
 
-class ModelInfo(BaseModel):
+class VersionInfo(BaseModel):
+    """One served version, from its manifest."""
+
     name: str
     version: int
     dataset: dict[str, Any]
@@ -84,7 +74,20 @@ class ModelInfo(BaseModel):
     latent_shape: list[int]
     metrics: dict[str, Any] = Field(description="test-split metrics measured at training")
     signatures: dict[str, Signature]
+    index: IndexSpec | None = Field(
+        description="the similarity index /similar searches; null: this version has none"
+    )
     created: str
+
+
+class ModelInfo(VersionInfo):
+    """A model: its highest served version's details at the top level, every served version
+    (highest first) under `versions`."""
+
+    versions: list[VersionInfo]
+    version_policy: str = Field(
+        description="which versions are served (LATENTSERVE_VERSION_POLICY)"
+    )
     limits: Limits
     default: bool = Field(description="served when a request names no model")
 
@@ -95,64 +98,26 @@ class ModelList(BaseModel):
 
 class Health(BaseModel):
     status: str
-    models: dict[str, int] = Field(default_factory=dict, description="loaded name -> version")
+    models: dict[str, int] = Field(
+        default_factory=dict, description="name -> highest served version"
+    )
+    versions: dict[str, list[int]] = Field(
+        default_factory=dict, description="name -> every served version, highest first"
+    )
 
 
-def _decode_base64(value: object) -> bytes:
-    if not isinstance(value, str):
-        raise ValueError("b64 must be a string of base64")
-    try:
-        return base64.b64decode(value, validate=True)
-    except (binascii.Error, ValueError):
-        raise ValueError("b64 is not valid base64") from None
+class Neighbour(BaseModel):
+    id: str = Field(description="the reference image: its index in the training split, or path")
+    distance: float = Field(description="cosine distance in the index's space (0: same)")
+    label: int | None = Field(description="its class, when the reference set is labelled")
+    class_name: str | None
 
 
-Base64File = Annotated[
-    bytes,
-    BeforeValidator(_decode_base64),
-    WithJsonSchema({"type": "string", "contentEncoding": "base64"}),
-]
-
-
-class Base64Image(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    b64: Base64File = Field(description="base64 of an image file (PNG, JPEG, ...)")
-
-
-# JSON numbers in 0-255, not strings, booleans, NaN or infinities; rounded to uint8 later.
-Pixel = Annotated[
-    float, Field(ge=PIXEL_RANGE[0], le=PIXEL_RANGE[1], allow_inf_nan=False, strict=True)
-]
-PixelRow = Annotated[list[Pixel], Field(min_length=IMAGE_SIDE, max_length=IMAGE_SIDE)]
-PixelArray = Annotated[list[PixelRow], Field(min_length=IMAGE_SIDE, max_length=IMAGE_SIDE)]
-
-
-def _instance_kind(value: object) -> str | None:
-    if isinstance(value, dict):
-        return "b64"
-    return "array" if isinstance(value, list) else None
-
-
-Instance = Annotated[
-    Annotated[Base64Image, Tag("b64")] | Annotated[PixelArray, Tag("array")],
-    Discriminator(
-        _instance_kind,
-        custom_error_type="invalid_instance",
-        custom_error_message=f"an instance is a {IMAGE_SIDE}x{IMAGE_SIDE} array of 0-255 "
-        'or {"b64": "<base64 of an image file>"}',
-    ),
-]
-
-
-@cache
-def instances_request(max_images: int) -> type[BaseModel]:
-    """The application/json body's model; it documents and validates, `max_images` included."""
-    return create_model(
-        "InstancesRequest",
-        __doc__="application/json body: each instance a base64 image file or a "
-        f"{IMAGE_SIDE}x{IMAGE_SIDE} array of 0-255 grayscale values.",
-        instances=(Annotated[list[Instance], Field(min_length=1, max_length=max_images)], ...),
+class SimilarResponse(BaseModel):
+    model: ModelRef
+    metric: str = Field(description="the index's distance")
+    neighbours: list[list[Neighbour]] = Field(
+        description="per query, in request order: its k nearest reference images, nearest first"
     )
 
 

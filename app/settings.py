@@ -5,8 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import Field, SecretStr, model_validator
+from pydantic import BeforeValidator, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from app.versions import VersionPolicy
 
 LogLevel = Literal["critical", "error", "warning", "info", "debug"]
 
@@ -30,6 +32,12 @@ class Settings(BaseSettings):
     """Comma-separated model names to load; empty means every model in the repository."""
     default_model: str | None = None
     """Model used when a request has no ?model=; empty means the first loaded (sorted)."""
+    version_policy: Annotated[VersionPolicy, NoDecode, BeforeValidator(VersionPolicy.parse)] = (
+        VersionPolicy()
+    )
+    """Versions of each model to serve (TensorFlow Serving's policies): latest (the highest),
+    latest:N (the N highest), all, or explicit versions such as 3,5. Requests pin one with
+    ?version=; without it they get the highest served."""
     max_body_bytes: int = Field(default=8 * 1024 * 1024, gt=0)
     """Largest request body accepted, in bytes (larger: 413)."""
     max_images: int = Field(default=256, gt=0)

@@ -11,25 +11,16 @@ from dataclasses import dataclass, field
 from functools import partial
 
 import numpy as np
-from pydantic import ValidationError
-from pydantic_core import ErrorDetails
 from python_multipart.exceptions import MultipartParseError
 from python_multipart.multipart import MultipartParser, MultipartState, parse_options_header
 from starlette.requests import Request
 
-from app.errors import (
-    BadRequest,
-    InvalidImage,
-    PayloadTooLarge,
-    ServiceError,
-    UnsupportedMediaType,
-)
+from app.bodies import Embeddings, Source, json_instances, json_similar
+from app.errors import BadRequest, InvalidImage, PayloadTooLarge, UnsupportedMediaType
 from app.images import ImageOptions, decode_image, from_array
 from app.jobs import Job
-from app.schemas import Base64Image, instances_request
 
 FILE_FIELD = "file"
-Source = bytes | list[list[float]]  # an encoded image file, or a validated JSON pixel array
 
 
 def _media_type(request: Request) -> str:
@@ -107,39 +98,8 @@ def parse_multipart(body: bytes, content_type: str, max_images: int) -> list[Sou
     return sources
 
 
-def _where(loc: tuple[int | str, ...]) -> str:
-    """('instances', 2, 'array', 3, 5) -> 'instances[2], row 3, column 5'."""
-    parts = [f"instances[{loc[1]}]"]
-    rest = [p for p in loc[2:] if p != "array"]  # the union's tag, not a place in the body
-    for name, value in zip(("row", "column"), rest, strict=False):
-        parts.append(f"{name} {value}" if isinstance(value, int) else str(value))
-    return ", ".join(parts)
-
-
-def _json_error(error: ErrorDetails, max_images: int) -> ServiceError:
-    """A validation error of the JSON body in the service's error shape: a bad instance is
-    a 422 naming its index; too many instances 413; anything else about the body 400."""
-    loc, message = tuple(error["loc"]), error["msg"]
-    if error["type"] == "json_invalid":
-        return BadRequest(f"body is not valid JSON: {message}")
-    if len(loc) >= 2 and loc[0] == "instances" and isinstance(loc[1], int):
-        return InvalidImage(f"{_where(loc)}: {message}", loc[1])
-    if loc == ("instances",) and error["type"] == "too_long":
-        return PayloadTooLarge(f"more than {max_images} images (max_images)")
-    where = ".".join(map(str, loc)) or "body"
-    return BadRequest(f'JSON body must be {{"instances": [...]}}; {where}: {message}')
-
-
-def json_instances(body: bytes, max_images: int) -> list[Source]:
-    """The instances of a JSON body, validated by the schema that documents them."""
-    try:
-        request = instances_request(max_images).model_validate_json(body)
-    except ValidationError as err:
-        raise _json_error(err.errors()[0], max_images) from None
-    return [
-        instance.b64 if isinstance(instance, Base64Image) else instance
-        for instance in request.instances  # type: ignore[attr-defined]
-    ]
+def is_json(media_type: str) -> bool:
+    return media_type == "application/json" or media_type.endswith("+json")
 
 
 async def read_sources(request: Request, max_images: int) -> list[Source]:
@@ -152,7 +112,7 @@ async def read_sources(request: Request, max_images: int) -> list[Source]:
             raise BadRequest("empty request body; send an image")
         if media_type.startswith("image/"):
             sources = [body]
-        elif media_type == "application/json" or media_type.endswith("+json"):
+        elif is_json(media_type):
             sources = json_instances(body, max_images)
         else:
             raise UnsupportedMediaType(
@@ -182,5 +142,19 @@ async def read_images(request: Request, options: ImageOptions, max_images: int) 
     Parsing errors are raised here; decoding errors (422) when the job runs, in the worker
     thread that also makes the model call.
     """
-    sources = await read_sources(request, max_images)
+    return job_of(await read_sources(request, max_images), options)
+
+
+def job_of(sources: list[Source], options: ImageOptions) -> Job:
     return Job(len(sources), partial(decode_all, sources, options))
+
+
+async def read_queries(
+    request: Request, options: ImageOptions, max_images: int
+) -> Job | Embeddings:
+    """/similar's queries: images as a Job, as for the other endpoints, or the embeddings of
+    a JSON body that sends them instead."""
+    if not is_json(_media_type(request)):
+        return await read_images(request, options, max_images)
+    queries = json_similar(await request.body(), max_images)
+    return queries if isinstance(queries, Embeddings) else job_of(queries, options)

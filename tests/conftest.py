@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from dataclasses import replace
 from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -55,3 +56,19 @@ def model_repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
             verbose=0,
         )
     return root / "models"
+
+
+@pytest.fixture(scope="session")
+def other_mnist(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny mnist version trained with another seed: other weights, other embeddings."""
+    from training.pipeline import train_and_export
+
+    root = tmp_path_factory.mktemp("other")
+    return train_and_export(
+        tiny_dataset("mnist"),
+        replace(TINY_TRAINING, seed=1),
+        root / "models",
+        root / "results",
+        root / "report.md",
+        verbose=0,
+    )

@@ -123,6 +123,19 @@ def build_parser() -> argparse.ArgumentParser:
     curve.add_argument("--seeds", type=int, default=3)
     _head_arg(curve)
 
+    ix = commands.add_parser(
+        "index", help="build (or rebuild) the similarity index of an exported version"
+    )
+    ix.add_argument("--model-dir", type=Path, required=True, help="models/<name>/<version>")
+    ix.add_argument(
+        "--images",
+        type=Path,
+        help="folder of reference images (recursive; sub-folders named after classes label "
+        "theirs); default: the training split of the version's dataset",
+    )
+    ix.add_argument("--data-dir", type=Path, help="directory holding the four IDX files")
+    ix.add_argument("--cache-dir", type=Path, default=DEFAULT_CACHE_DIR)
+
     rep = commands.add_parser("report", help="regenerate docs/training.md from the results")
     rep.add_argument("--results", type=Path, default=DEFAULT_RESULTS)
     rep.add_argument("--report", type=Path, default=DEFAULT_REPORT)
@@ -172,8 +185,13 @@ def main(argv: list[str] | None = None) -> int:
 
             print(write_report(args.results, args.report))
             return 0
+        if args.command == "index":
+            from training.pipeline import index_existing
+
+            print(index_existing(args.model_dir, args.images, args.data_dir, args.cache_dir))
+            return 0
         dataset = load_dataset(args.dataset, args.data_dir, args.cache_dir, args.source)
-    except DatasetError as err:
+    except (DatasetError, ValueError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     if args.command == "train":

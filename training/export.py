@@ -17,6 +17,7 @@ import keras
 import tensorflow as tf
 
 from app.repository import IMAGE_SIDE, PARTS, Manifest, sha256_files
+from training.index import ReferenceSet, write_index
 
 logger = logging.getLogger(__name__)
 
@@ -51,12 +52,17 @@ def next_version(model_dir: Path) -> int:
 
 
 def export_repository(
-    models: dict[str, keras.Model], out: Path, manifest: Manifest, version: int | None = None
+    models: dict[str, keras.Model],
+    out: Path,
+    manifest: Manifest,
+    version: int | None = None,
+    reference: ReferenceSet | None = None,
 ) -> Path:
-    """Write encoder/decoder/classifier + manifest as out/<name>/<version>; return that path.
+    """Write encoder/decoder/classifier (+ the similarity index over `reference`) and the
+    manifest as out/<name>/<version>; return that path.
 
-    `manifest` describes the run (training.pipeline.describe); its version, checksums and time
-    stamp are filled in here, by the export that writes the files they describe.
+    `manifest` describes the run (training.pipeline.describe); its version, index, checksums
+    and time stamp are filled in here, by the export that writes the files they describe.
     """
     model_dir = out / manifest.name
     model_dir.mkdir(parents=True, exist_ok=True)
@@ -70,6 +76,7 @@ def export_repository(
         export_part(part, models[part], staging / part, manifest)
     exported = manifest.model_copy(
         update={
+            "index": write_index(staging, reference) if reference else None,
             "version": version,
             "files": sha256_files(staging),
             "created": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import io
+import json
+import shutil
 import threading
 import time
 from collections.abc import Iterator
@@ -61,6 +63,29 @@ def digit_like(seed: int) -> np.ndarray:
     row = 2 + (seed % 10) * 2
     image[row : row + 3, 4 + seed % 5 : 24] = 200 + seed % 50
     return image
+
+
+def publish_version(source: Path, model_dir: Path, version: int, corrupt: bool = False) -> Path:
+    """Copy the version directory `source` into `model_dir` as `version`, the way the exporter
+    writes one: stage under a hidden name, then rename. `corrupt` spoils a weights file."""
+    staging = model_dir / f".tmp-{version}"
+    shutil.copytree(source, staging)
+    manifest = json.loads((staging / "manifest.json").read_text())
+    manifest["name"], manifest["version"] = model_dir.name, version
+    (staging / "manifest.json").write_text(json.dumps(manifest))
+    if corrupt:
+        weights = next((staging / "encoder" / "variables").glob("*.data-*"))
+        weights.write_bytes(b"\0" * weights.stat().st_size)
+    final = model_dir / str(version)
+    staging.rename(final)
+    return final
+
+
+@pytest.fixture
+def repo(model_repo: Path, tmp_path: Path) -> Path:
+    """A private copy of the tiny repository, for tests that change it."""
+    shutil.copytree(model_repo, tmp_path / "models")
+    return tmp_path / "models"
 
 
 class RaisingRunner:

@@ -63,13 +63,19 @@ def test_metrics_endpoint(client: httpx.Client) -> None:
     client.post("/classify", json={"instances": [digit_like(1).tolist()]})
     client.post("/classify", content=b"not an image", headers={"content-type": "image/png"})
     text = client.get("/metrics").text
-    assert 'latentserve_requests_total{endpoint="/classify",model="mnist",status="200"}' in text
-    assert 'latentserve_requests_total{endpoint="/classify",model="",status="422"}' in text
-    assert 'latentserve_batch_images_bucket{le="1.0",model="mnist",operation="classify"}' in text
+    # Every series names the model version (prometheus-client sorts the labels).
+    served = 'model="mnist",status="200",version="1"'
+    assert f'latentserve_requests_total{{endpoint="/classify",{served}}}' in text
+    assert (
+        'latentserve_requests_total{endpoint="/classify",model="",status="422",version=""}' in text
+    )
+    batch = 'model="mnist",operation="classify",version="1"'
+    assert f'latentserve_batch_images_bucket{{le="1.0",{batch}}}' in text
     assert "latentserve_queue_images{" in text
-    assert 'latentserve_inference_seconds_count{model="mnist",operation="classify"}' in text
+    assert f"latentserve_inference_seconds_count{{{batch}}}" in text
     queued = re.search(
-        r'latentserve_queue_seconds_count\{model="mnist",operation="classify"\} (\S+)', text
+        r'latentserve_queue_seconds_count\{model="mnist",operation="classify",version="1"\} (\S+)',
+        text,
     )
     assert queued is not None and float(queued.group(1)) >= 1
     assert "latentserve_request_seconds_bucket" in text

@@ -234,15 +234,33 @@ def test_model_metadata(client: httpx.Client, settings: Settings) -> None:
 
 
 def test_health_and_openapi(client: httpx.Client) -> None:
-    assert client.get("/healthz").json() == {"status": "alive", "models": {}}
+    assert client.get("/healthz").json() == {"status": "alive", "models": {}, "versions": {}}
     assert client.get("/readyz").json() == {
         "status": "ready",
         "models": {"fashion-mnist": 1, "mnist": 1},
+        "versions": {"fashion-mnist": [1], "mnist": [1]},
     }
     spec = client.get("/openapi.json").json()
-    for path in ENDPOINTS:
+    for path in (*ENDPOINTS, "/similar"):
         content = spec["paths"][path]["post"]["requestBody"]["content"]
         assert set(content) == {"multipart/form-data", "image/*", "application/json"}
         assert "422" in spec["paths"][path]["post"]["responses"]
-    assert "InstancesRequest" in spec["components"]["schemas"]
+    schemas = spec["components"]["schemas"]
+    assert schemas["InstancesRequest"]["properties"]["instances"]["maxItems"] == 8  # max_images
+    assert set(schemas["SimilarRequest"]["properties"]) == {"instances", "embedding", "embeddings"}
+    assert "/models/{name}/versions/{version}" in spec["paths"]
     assert client.get("/docs").status_code == 200
+
+
+def test_embed_as_npy_is_the_same_float32_array(client: httpx.Client, reference: dict) -> None:
+    """Accept: application/x-npy gives the embeddings as a .npy file: the exact float32 values
+    the JSON form writes as text."""
+    form = multipart(reference["images"])
+    as_json = client.post("/embed?normalize=true", **form).json()["embeddings"]
+    response = client.post("/embed?normalize=true", **form, headers={"accept": "application/x-npy"})
+    assert response.status_code == 200
+    assert response.headers["content-type"] == "application/x-npy"
+    assert response.headers["x-model-version"] == "1"
+    array = np.load(io.BytesIO(response.content), allow_pickle=False)
+    assert array.dtype == np.float32 and array.shape == (3, reference["latents"].shape[1])
+    np.testing.assert_array_equal(array, np.asarray(as_json, np.float32))

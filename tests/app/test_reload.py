@@ -3,9 +3,7 @@ is refused and the current version keeps serving."""
 
 from __future__ import annotations
 
-import json
 import logging
-import shutil
 import threading
 import time
 from pathlib import Path
@@ -15,32 +13,11 @@ import pytest
 
 from app.main import create_app
 from app.settings import Settings
-from tests.app.conftest import digit_like, serve, wait_ready
+from tests.app.conftest import digit_like, publish_version, serve, wait_ready
 
 CLIENTS = 4
 REQUESTS_PER_CLIENT = 500  # 2,000 in all, across the swap
 PAYLOAD = {"instances": [digit_like(5).tolist()]}
-
-
-def publish_version(model_dir: Path, source: int, target: int, corrupt: bool = False) -> Path:
-    """Copy version `source` to `target` the way the exporter does: stage, then rename."""
-    staging = model_dir / f".tmp-{target}"
-    shutil.copytree(model_dir / str(source), staging)
-    manifest = json.loads((staging / "manifest.json").read_text())
-    manifest["version"] = target
-    (staging / "manifest.json").write_text(json.dumps(manifest))
-    if corrupt:
-        weights = next((staging / "encoder" / "variables").glob("*.data-*"))
-        weights.write_bytes(b"\0" * weights.stat().st_size)
-    final = model_dir / str(target)
-    staging.rename(final)
-    return final
-
-
-@pytest.fixture
-def repo(model_repo: Path, tmp_path: Path) -> Path:
-    shutil.copytree(model_repo, tmp_path / "models")
-    return tmp_path / "models"
 
 
 def test_swap_under_load_has_zero_failures(repo: Path, settings: Settings) -> None:
@@ -66,7 +43,7 @@ def test_swap_under_load_has_zero_failures(repo: Path, settings: Settings) -> No
             thread.start()
         while len(versions) < CLIENTS * REQUESTS_PER_CLIENT // 4:
             time.sleep(0.01)
-        publish_version(repo / "mnist", source=1, target=2)
+        publish_version(repo / "mnist" / "1", repo / "mnist", 2)
         for thread in threads:
             thread.join()
         assert client.get("/models/mnist").json()["version"] == 2
@@ -84,7 +61,7 @@ def test_corrupt_version_is_refused_and_serving_continues(
     with serve(create_app(live)) as url, httpx.Client(base_url=url, timeout=30) as client:
         wait_ready(client)
         with caplog.at_level(logging.WARNING, logger="app.registry"):
-            publish_version(repo / "mnist", source=1, target=2, corrupt=True)
+            publish_version(repo / "mnist" / "1", repo / "mnist", 2, corrupt=True)
             time.sleep(1.0)
             (repo / "mnist" / "3").mkdir()  # incomplete: no manifest, no graphs
             time.sleep(1.0)
@@ -119,7 +96,7 @@ def test_a_model_directory_removed_while_polling_does_not_end_hot_reload(
         assert len(failures) == 1, failures  # logged once, not every 50 ms
         assert "FileNotFoundError" in failures[0]
         saved.rename(repo / "mnist")
-        publish_version(repo / "mnist", source=1, target=2)
+        publish_version(repo / "mnist" / "1", repo / "mnist", 2)
         deadline = time.monotonic() + 30
         while client.get("/readyz").json()["models"]["mnist"] != 2:
             assert time.monotonic() < deadline, "the watcher never picked up version 2"
@@ -140,7 +117,7 @@ def test_a_killed_watcher_is_restarted(repo: Path, settings: Settings) -> None:
             assert time.monotonic() < deadline, "the watcher was not restarted"
             time.sleep(0.02)
         assert watcher.failures == 1
-        publish_version(repo / "mnist", source=1, target=2)
+        publish_version(repo / "mnist" / "1", repo / "mnist", 2)
         while client.get("/readyz").json()["models"]["mnist"] != 2:
             assert time.monotonic() < deadline + 20, "the restarted watcher did not reload"
             time.sleep(0.05)
