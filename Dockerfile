@@ -7,9 +7,10 @@ WORKDIR /src
 RUN python -m venv /opt/venv
 ENV PATH=/opt/venv/bin:$PATH
 COPY pyproject.toml ./
-# Install the runtime dependencies named in pyproject.toml (not the package itself, which
-# would also bring the training code); the app/ sources are copied in the final stage.
-RUN python -c "import tomllib; print('\n'.join(tomllib.load(open('pyproject.toml', 'rb'))['project']['dependencies']))" > requirements.txt \
+# Install the service's dependencies named in pyproject.toml (the base list and the server
+# extra; not the package itself, which would also bring the training code); the app/ sources
+# are copied in the final stage.
+RUN python -c "import tomllib; p = tomllib.load(open('pyproject.toml', 'rb'))['project']; print('\n'.join(p['dependencies'] + p['optional-dependencies']['server']))" > requirements.txt \
     && pip install -r requirements.txt
 
 FROM python:3.11-slim

@@ -24,7 +24,7 @@ datasets: install
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/mypy app training
+	$(BIN)/mypy app training latentserve
 
 test: lint datasets
 	$(BIN)/pytest
@@ -34,10 +34,12 @@ train-all: datasets
 	$(BIN)/python -m training train --dataset fashion-mnist --out models
 	$(BIN)/python -m training train --dataset mnist --out models
 
-# Throughput benchmark against same-run baselines (needs wrk; loopback only, ~4 minutes).
+# Throughput benchmark against same-run baselines, then what embedding consumers get (bulk
+# embedding, similarity search, memory per version). Needs wrk; loopback only; ~8 minutes.
 bench: install
 	command -v wrk >/dev/null || apt-get install -y -qq wrk
 	$(BIN)/python bench/run.py
+	$(BIN)/python bench/consumers.py
 
 # Bounded soak test: >= 100,000 mixed requests at 64 connections, loopback only (~6 minutes).
 soak: install

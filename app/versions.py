@@ -31,6 +31,8 @@ class VersionPolicy:
         """`latest`, `latest:N`, `all` or `V1,V2,...`; ValueError saying what is accepted."""
         if isinstance(value, VersionPolicy):
             return value
+        if isinstance(value, dict):  # a model_dump() of the settings, read back
+            return cls(value["kind"], value["count"], tuple(value["versions"]))
         text = str(value).strip().lower()
         try:
             if text == "all":

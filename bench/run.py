@@ -89,8 +89,9 @@ def wrk_script(
     workdir: Path,
     body: bytes | None,
     content_type: str = f"multipart/form-data; boundary={BOUNDARY}",
+    accept: str | None = None,
 ) -> Path:
-    script = workdir / f"post-{len(body or b'')}.lua"
+    script = workdir / f"post-{len(body or b'')}{'-' + accept.split('/')[-1] if accept else ''}.lua"
     if body is None:
         script.write_text("")
         return script
@@ -101,6 +102,7 @@ def wrk_script(
         "wrk.body = f:read('*a')\nf:close()\n"
         'wrk.method = "POST"\n'
         f'wrk.headers["Content-Type"] = "{content_type}"\n'
+        + (f'wrk.headers["Accept"] = "{accept}"\n' if accept else "")
     )
     return script
 

@@ -8,9 +8,11 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def imported_modules(path: Path) -> set[str]:
+def imported_modules(path: Path, top_level_only: bool = False) -> set[str]:
+    """The top-level packages a module imports (anywhere, or only at its top level)."""
+    tree = ast.parse(path.read_text())
     names: set[str] = set()
-    for node in ast.walk(ast.parse(path.read_text())):
+    for node in tree.body if top_level_only else ast.walk(tree):
         if isinstance(node, ast.Import):
             names.update(alias.name.split(".")[0] for alias in node.names)
         elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
@@ -21,6 +23,17 @@ def imported_modules(path: Path) -> set[str]:
 def test_app_never_imports_training() -> None:
     offenders = [p.name for p in (ROOT / "app").rglob("*.py") if "training" in imported_modules(p)]
     assert offenders == []
+
+
+def test_the_client_stands_alone() -> None:
+    """latentserve/ (the client) never imports the service, training or TensorFlow: its base
+    install has none of them. Only `latentserve serve` reaches for app, inside a function."""
+    for path in (ROOT / "latentserve").rglob("*.py"):
+        assert not {"app", "training", "tensorflow", "keras"} & imported_modules(
+            path, top_level_only=True
+        ), path
+        late = imported_modules(path) - imported_modules(path, top_level_only=True)
+        assert late <= {"cli.py": {"app"}, "outputs.py": {"pyarrow"}}.get(path.name, set()), path
 
 
 def test_exactly_one_app_module_imports_tensorflow() -> None:
@@ -35,7 +48,8 @@ def test_exactly_one_app_module_imports_tensorflow() -> None:
 def test_no_print_in_library_code() -> None:
     allowed = {"cli.py", "__main__.py"}  # user-facing command-line output
     offenders = []
-    for path in [*(ROOT / "app").rglob("*.py"), *(ROOT / "training").rglob("*.py")]:
+    packages = ("app", "training", "latentserve")
+    for path in [p for package in packages for p in (ROOT / package).rglob("*.py")]:
         if path.name in allowed:
             continue
         for node in ast.walk(ast.parse(path.read_text())):

@@ -3,28 +3,22 @@
 from __future__ import annotations
 
 import logging
-import struct
 import subprocess
 import sys
 from pathlib import Path
 
 import httpx
-import numpy as np
 import pytest
 
 from app.main import create_app
 from app.repository import RepositoryError
 from app.settings import Settings
+from latentserve.idx import write_idx
 from tests.app.conftest import digit_like, png_bytes, serve, wait_ready
 from tests.conftest import tiny_dataset
 from training.datasets import IDX_FILES
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def write_idx(path: Path, array: np.ndarray) -> None:
-    header = struct.pack(">HBB", 0, 0x08, array.ndim) + struct.pack(f">{array.ndim}I", *array.shape)
-    path.write_bytes(header + array.astype(np.uint8).tobytes())
 
 
 @pytest.fixture(scope="module")

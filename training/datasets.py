@@ -7,11 +7,9 @@ Keras downloader explicitly (`source="keras"`), and never at import time.
 
 from __future__ import annotations
 
-import gzip
 import json
 import logging
 import os
-import struct
 import tarfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from app.repository import IMAGE_SIDE
+from latentserve import idx
 
 logger = logging.getLogger(__name__)
 
@@ -54,7 +53,6 @@ IDX_FILES = {
     "test_images": "t10k-images-idx3-ubyte",
     "test_labels": "t10k-labels-idx1-ubyte",
 }
-IDX_UBYTE = 0x08
 
 
 class DatasetError(RuntimeError):
@@ -74,26 +72,10 @@ class Dataset:
 
 def read_idx(path: Path) -> np.ndarray:
     """Read one IDX file (optionally gzipped) of unsigned bytes into an ndarray."""
-    raw = gzip.decompress(path.read_bytes()) if path.suffix == ".gz" else path.read_bytes()
-    if len(raw) < 4:
-        raise DatasetError(f"{path}: too short for an IDX header ({len(raw)} bytes)")
-    zero, dtype_code, ndim = struct.unpack(">HBB", raw[:4])
-    if zero != 0 or dtype_code != IDX_UBYTE or not 1 <= ndim <= 4:
-        raise DatasetError(
-            f"{path}: not an unsigned-byte IDX file (magic {raw[:4].hex()}, "
-            f"expected 0000 08 0{ndim if 1 <= ndim <= 4 else 'n'})"
-        )
-    header_len = 4 + 4 * ndim
-    if len(raw) < header_len:
-        raise DatasetError(f"{path}: header truncated")
-    shape = struct.unpack(f">{ndim}I", raw[4:header_len])
-    expected = int(np.prod(shape))
-    if len(raw) - header_len != expected:
-        raise DatasetError(
-            f"{path}: header declares shape {shape} ({expected} bytes) "
-            f"but {len(raw) - header_len} bytes follow"
-        )
-    return np.frombuffer(raw, dtype=np.uint8, offset=header_len).reshape(shape)
+    try:
+        return idx.read_idx(path)
+    except idx.IdxError as err:
+        raise DatasetError(str(err)) from None
 
 
 def _find_idx(directory: Path, stem: str) -> Path:

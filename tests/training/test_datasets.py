@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import gzip
 import json
-import struct
 import tarfile
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from latentserve.idx import write_idx
 from training.datasets import (
     IDX_FILES,
     DatasetError,
@@ -24,22 +23,13 @@ from training.datasets import (
 )
 
 
-def write_idx(path: Path, array: np.ndarray, compress: bool = True) -> Path:
-    header = struct.pack(">HBB", 0, 0x08, array.ndim) + struct.pack(f">{array.ndim}I", *array.shape)
-    data = header + array.astype(np.uint8).tobytes()
-    if compress:
-        path = path.with_name(path.name + ".gz")
-        path.write_bytes(gzip.compress(data))
-    else:
-        path.write_bytes(data)
-    return path
-
-
 def test_idx_round_trip(tmp_path: Path) -> None:
     images = np.random.default_rng(0).integers(0, 256, (5, 28, 28), dtype=np.uint8)
-    np.testing.assert_array_equal(read_idx(write_idx(tmp_path / "x", images)), images)
+    np.testing.assert_array_equal(
+        read_idx(write_idx(tmp_path / "x", images, compress=True)), images
+    )
     labels = np.arange(5, dtype=np.uint8)
-    np.testing.assert_array_equal(read_idx(write_idx(tmp_path / "y", labels, False)), labels)
+    np.testing.assert_array_equal(read_idx(write_idx(tmp_path / "y", labels)), labels)
 
 
 @pytest.mark.parametrize(

@@ -1,0 +1,188 @@
+"""The HTTP conversation with the service, without I/O: shared by Client and AsyncClient.
+
+A call of the client becomes one or more requests (`Call`): inputs beyond the service's
+`max_images` (or body size) are split into chunks, every chunk pinned to the same model
+version. Responses become typed results; errors the exception registered for their type, with
+the input index counted in the caller's sequence. Which answers are worth retrying (429, 503,
+a lost connection) and how long to wait before the next attempt is decided here too.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import random
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+import numpy as np
+from PIL import Image
+
+from latentserve.errors import ERRORS, LatentServeError, ServiceUnavailable
+from latentserve.results import (
+    ClassScore,
+    Limits,
+    ModelInfo,
+    ModelRef,
+    Neighbour,
+    Prediction,
+)
+
+NPY = "application/x-npy"
+BOUNDARY = "latentserve-7f3a9c2e5b"  # never inside a part: parts are sent whole, not scanned
+RETRY_STATUSES = (429, 503)
+RETRY_AFTER_CAP_S = 60.0
+
+
+@dataclass(frozen=True)
+class Call:
+    """One request of a client call: its endpoint, parameters and body, and where its rows go."""
+
+    endpoint: str
+    params: dict[str, Any]
+    offset: int
+    files: list[bytes] = field(default_factory=list)
+    json: dict[str, Any] | None = None
+
+    def request(self) -> dict[str, Any]:
+        """Keyword arguments for httpx's request()."""
+        headers = {"accept": NPY} if self.endpoint == "/embed" else {}
+        params = {k: v for k, v in self.params.items() if v is not None}
+        request = {"method": "POST", "url": self.endpoint, "params": params, "headers": headers}
+        if self.json is not None:
+            return {**request, "json": self.json}
+        headers["content-type"] = f"multipart/form-data; boundary={BOUNDARY}"
+        return {**request, "content": multipart(self.files)}
+
+
+def multipart(files: list[bytes]) -> bytes:
+    """The multipart body (parts named "file") as one buffer. httpx streams `files=` part by
+    part: 256 parts went out in ~1,000 sendto() calls a request, and the threads of a bulk run
+    spent their time handing the GIL over (6.2 million futex calls for 60,000 images under
+    strace); one buffer goes out in a few writes (docs/benchmarks.md)."""
+    head = f'--{BOUNDARY}\r\nContent-Disposition: form-data; name="file"; filename="%d"\r\n'
+    parts = [
+        (head % i).encode() + b"Content-Type: application/octet-stream\r\n\r\n" + data + b"\r\n"
+        for i, data in enumerate(files)
+    ]
+    return b"".join(parts) + f"--{BOUNDARY}--\r\n".encode()
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """Capped exponential backoff with full jitter; Retry-After, when sent, wins."""
+
+    retries: int = 5
+    base_s: float = 0.1
+    cap_s: float = 5.0
+
+    def delay(self, attempt: int, response: httpx.Response | None) -> float:
+        if response is not None:
+            after = response.headers.get("retry-after", "")
+            if after.replace(".", "", 1).isdigit():
+                return min(float(after), RETRY_AFTER_CAP_S)
+        return random.uniform(0, min(self.cap_s, self.base_s * 2**attempt))
+
+
+def should_retry(response: httpx.Response | None) -> bool:
+    """None: the request never got an answer (connection refused, reset, timed out)."""
+    return response is None or response.status_code in RETRY_STATUSES
+
+
+class Attempts:
+    """The retry loop's decisions, without its I/O (the same for the sync and async client):
+    after each attempt, how long to wait before the next one, or None; then the outcome."""
+
+    def __init__(self, policy: RetryPolicy, url: str, offset: int) -> None:
+        self._policy, self._url, self._offset = policy, url, offset
+        self._attempt = 0
+        self._response: httpx.Response | None = None
+        self._failure: Exception | None = None
+
+    def after(self, response: httpx.Response | None, failure: Exception | None) -> float | None:
+        self._response, self._failure = response, failure
+        if not should_retry(response) or self._attempt == self._policy.retries:
+            return None
+        self._attempt += 1
+        return self._policy.delay(self._attempt - 1, response)
+
+    def outcome(self) -> httpx.Response:
+        """The successful response, or the exception the last answer (or its absence) means."""
+        response = self._response
+        if response is None:
+            raise ServiceUnavailable(
+                f"{self._url} did not answer after {self._policy.retries} retries: {self._failure}"
+            )
+        if response.is_error:
+            raise error_for(response, self._offset)
+        return response
+
+
+def error_for(response: httpx.Response, offset: int = 0) -> LatentServeError:
+    """The exception for an error response; its index counted in the caller's inputs."""
+    try:
+        detail = response.json()["error"]
+        kind, message, index = detail["type"], detail["message"], detail.get("index")
+    except (ValueError, KeyError, TypeError):
+        kind, message, index = "", response.text[:500] or response.reason_phrase, None
+    cls = ERRORS.get(kind, LatentServeError)
+    return cls(
+        message,
+        status=response.status_code,
+        index=None if index is None else offset + index,
+        request_id=response.headers.get("x-request-id"),
+    )
+
+
+def model_ref(response: httpx.Response, body: dict[str, Any] | None = None) -> ModelRef:
+    if body is not None and "model" in body:
+        return ModelRef(body["model"]["name"], int(body["model"]["version"]))
+    return ModelRef(response.headers["x-model-name"], int(response.headers["x-model-version"]))
+
+
+def parse(endpoint: str, response: httpx.Response) -> tuple[Any, ModelRef]:
+    """A successful chunk's rows (array or list) and the model version that made them."""
+    if endpoint == "/embed":
+        return np.load(io.BytesIO(response.content), allow_pickle=False), model_ref(response)
+    body = response.json()
+    ref = model_ref(response, body)
+    if endpoint == "/classify":
+        return [prediction(p) for p in body["predictions"]], ref
+    if endpoint == "/reconstruct":
+        rows = body["reconstructions"]
+        images = [
+            np.asarray(Image.open(io.BytesIO(base64.b64decode(r["image_png"])))) for r in rows
+        ]
+        return (images, [r["error"] for r in rows]), ref
+    return [[Neighbour(**n) for n in row] for row in body["neighbours"]], ref
+
+
+def prediction(item: dict[str, Any]) -> Prediction:
+    top = item.get("top_k")
+    return Prediction(
+        label=item["label"],
+        class_name=item["class_name"],
+        confidence=item["confidence"],
+        probabilities=np.asarray(item["probabilities"], np.float32),
+        top_k=None if top is None else [ClassScore(**t) for t in top],
+    )
+
+
+def model_info(item: dict[str, Any]) -> ModelInfo:
+    limits = item["limits"]
+    return ModelInfo(
+        name=item["name"],
+        version=item["version"],
+        versions=[v["version"] for v in item["versions"]],
+        latent_dim=item["latent_dim"],
+        class_names=item["class_names"],
+        has_index=item.get("index") is not None,
+        limits=Limits(max_images=limits["max_images"], max_body_bytes=limits["max_body_bytes"]),
+    )
+
+
+def same_version(refs: list[ModelRef]) -> ModelRef:
+    if len(set(refs)) > 1:  # cannot happen when pinned; a guard against mixing latent spaces
+        raise LatentServeError(f"chunks were answered by different versions: {sorted(set(refs))}")
+    return refs[0]
