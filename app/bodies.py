@@ -169,8 +169,10 @@ def _json_error(error: ErrorDetails, max_images: int) -> ServiceError:
     return BadRequest(f'JSON body must be {{"instances": [...]}}; {where}: {message}')
 
 
-def _validated(model: type[BaseModel], body: bytes, max_images: int) -> Any:
+def _validated(model: type[BaseModel], body: bytes | dict[str, Any], max_images: int) -> Any:
     try:
+        if isinstance(body, dict):
+            return model.model_validate(body)
         return model.model_validate_json(body)
     except ValidationError as err:
         raise _json_error(err.errors()[0], max_images) from None
@@ -180,8 +182,9 @@ def _sources(instances: list[Any]) -> list[Source]:
     return [i.b64 if isinstance(i, Base64Image) else i for i in instances]
 
 
-def json_instances(body: bytes, max_images: int) -> list[Source]:
-    """The instances of a JSON body, validated by the schema that documents them."""
+def json_instances(body: bytes | dict[str, Any], max_images: int) -> list[Source]:
+    """The instances of a JSON body (or of an already parsed one, for the other protocols),
+    validated by the schema that documents them."""
     return _sources(_validated(instances_request(max_images), body, max_images).instances)
 
 

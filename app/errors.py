@@ -121,13 +121,17 @@ async def _http_error(_: Request, exc: Exception) -> JSONResponse:
     return response
 
 
+def validation_message(exc: RequestValidationError) -> str:
+    """The first problem FastAPI found with a request's parameters, where it is."""
+    first = exc.errors()[0] if exc.errors() else {}
+    where = ".".join(str(p) for p in first.get("loc", ()))
+    return f"{where}: {first.get('msg', 'invalid request')}" if where else "invalid request"
+
+
 async def _validation_error(_: Request, exc: Exception) -> JSONResponse:
     """Query-parameter validation (e.g. top_k=abc) is a malformed request: 400."""
     assert isinstance(exc, RequestValidationError)
-    first = exc.errors()[0] if exc.errors() else {}
-    where = ".".join(str(p) for p in first.get("loc", ()))
-    message = f"{where}: {first.get('msg', 'invalid request')}" if where else "invalid request"
-    return _render(BadRequest(message))
+    return _render(BadRequest(validation_message(exc)))
 
 
 async def _client_gone(_: Request, exc: Exception) -> JSONResponse:

@@ -47,8 +47,11 @@ class ModelVersion(NamedByManifest):
             return Outputs(latent=self.encode(pixels))
         if operation == "classify":
             return Outputs(probabilities=self.classify(pixels))
-        reconstruction, as_pixels = self.reconstruct(pixels)
-        return Outputs(reconstruction=reconstruction, pixels=as_pixels)
+        if operation == "reconstruct":
+            reconstruction, as_pixels = self.reconstruct(pixels)
+            return Outputs(reconstruction=reconstruction, pixels=as_pixels)
+        every = self._composed["full"](tf.constant(pixels))
+        return Outputs(**{name: tensor.numpy() for name, tensor in every.items()})
 
     def _call(self, part: str, value: np.ndarray) -> dict[str, np.ndarray]:
         (input_name,) = self.manifest.signatures[part].inputs
@@ -79,21 +82,29 @@ class ModelVersion(NamedByManifest):
 
 
 def _compose(functions: dict[str, Any], input_shape: tuple[int, ...]) -> dict[str, Any]:
-    """encoder -> head and encoder -> decoder as single graphs: one call, one latent pass.
+    """encoder -> head, encoder -> decoder, and encoder -> both (with the latent) as single
+    graphs: one call, one latent pass.
 
     Each TensorFlow call from Python costs about half a millisecond here, whatever the batch;
     chaining inside one graph pays that once per batch instead of twice.
     """
     spec = tf.TensorSpec([None, *input_shape], tf.uint8, name="pixels")
 
-    def chain(head: str) -> Any:
+    def chain(*heads: str, latent_too: bool = False) -> Any:
         def run(pixels: tf.Tensor) -> dict[str, tf.Tensor]:
             latent = functions["encoder"](pixels=pixels)["latent"]
-            return dict(functions[head](latent=latent))
+            outputs = {"latent": latent} if latent_too else {}
+            for head in heads:
+                outputs.update(functions[head](latent=latent))
+            return outputs
 
         return tf.function(run, input_signature=[spec]).get_concrete_function()
 
-    return {"classify": chain("classifier"), "reconstruct": chain("decoder")}
+    return {
+        "classify": chain("classifier"),
+        "reconstruct": chain("decoder"),
+        "full": chain("classifier", "decoder", latent_too=True),
+    }
 
 
 def load_version(path: Path, manifest: Manifest) -> ModelVersion:

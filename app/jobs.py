@@ -18,8 +18,9 @@ if TYPE_CHECKING:
     from app.repository import Manifest
     from app.similarity import SimilarityIndex
 
-Operation = Literal["embed", "classify", "reconstruct"]
-OPERATIONS: tuple[Operation, ...] = ("embed", "classify", "reconstruct")
+Operation = Literal["embed", "classify", "reconstruct", "full"]
+"""full: every output of one encoder pass (latent, probabilities, reconstruction, pixels)."""
+OPERATIONS: tuple[Operation, ...] = ("embed", "classify", "reconstruct", "full")
 
 
 @dataclass(frozen=True)

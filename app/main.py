@@ -17,6 +17,7 @@ from fastapi import Depends, FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from starlette.types import ASGIApp
 
+from app import __version__, oip, tfserving
 from app.access import AccessMiddleware
 from app.auth import key_digests, require_api_key
 from app.errors import install_error_handlers
@@ -94,7 +95,7 @@ def create_app(
     settings: Settings, loader: Loader | None = None, runner: Runner | None = None
 ) -> FastAPI:
     app = LatentServe(
-        title="latentserve", version="0.1.0", description=DESCRIPTION, lifespan=lifespan
+        title="latentserve", version=__version__, description=DESCRIPTION, lifespan=lifespan
     )
     app.state.settings = settings
     app.state.api_key_digests = key_digests(settings.all_api_keys())
@@ -109,6 +110,9 @@ def create_app(
     auth = [Depends(require_api_key)] if app.state.api_key_digests else []
     app.include_router(router, dependencies=auth)
     app.include_router(metadata_router, dependencies=auth)
+    app.include_router(oip.public_router)
+    app.include_router(oip.router, dependencies=auth)
+    app.include_router(tfserving.router, dependencies=auth)
     install_error_handlers(app)
     app.add_middleware(BodyLimitMiddleware, max_body_bytes=settings.max_body_bytes)
     if settings.cors_origins:

@@ -11,8 +11,10 @@ import copy
 from typing import Any
 
 from fastapi import FastAPI
+from pydantic import BaseModel
 
 from app.bodies import instances_request, similar_request
+from app.oip_tensors import InferenceRequest
 from app.schemas import ErrorResponse
 
 MULTIPART = {
@@ -65,13 +67,27 @@ ERRORS: dict[int | str, dict[str, Any]] = {
 }
 
 
+class PlainError(BaseModel):
+    """The error shape of the Open Inference Protocol and of TensorFlow Serving's API."""
+
+    error: str
+
+
+FOREIGN_ERRORS: dict[int | str, dict[str, Any]] = {
+    code: {"model": PlainError, "description": entry["description"]}
+    for code, entry in ERRORS.items()
+}
+
+
 def openapi_with_bodies(app: FastAPI) -> dict[str, Any]:
-    """FastAPI's document plus the schemas that IMAGE_BODY and SIMILAR_BODY refer to."""
+    """FastAPI's document plus the schemas the bodies read by hand refer to (IMAGE_BODY,
+    SIMILAR_BODY, the V2 inference request)."""
     if app.openapi_schema is None:
         schema = FastAPI.openapi(app)
         components = schema.setdefault("components", {}).setdefault("schemas", {})
         max_images = app.state.settings.max_images
-        for model in (instances_request(max_images), similar_request(max_images)):
+        bodies = (instances_request(max_images), similar_request(max_images), InferenceRequest)
+        for model in bodies:
             body = model.model_json_schema(ref_template="#/components/schemas/{model}")
             components.update(body.pop("$defs", {}))
             components[model.__name__] = body

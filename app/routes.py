@@ -54,7 +54,7 @@ async def _build(rows: int, build: Callable[..., T], *args: Any) -> T:
     return await run_in_threadpool(build, *args)
 
 
-def _timing_headers(response: Response, model: Model, timing: Timing | None) -> None:
+def timing_headers(response: Response, model: Model, timing: Timing | None) -> None:
     """Every image response names the model version and how long it queued and ran."""
     response.headers["X-Model-Name"] = model.name
     response.headers["X-Model-Version"] = str(model.version)
@@ -83,7 +83,7 @@ async def classify(
     top_k: Annotated[int | None, Query(ge=1, description="also list the k best classes")] = None,
 ) -> ClassifyResponse:
     result = await runner.run(batch.model, "classify", batch.job)
-    _timing_headers(response, batch.model, result.timing)
+    timing_headers(response, batch.model, result.timing)
     return results.classify_response(batch.model, result.outputs.require("probabilities"), top_k)
 
 
@@ -114,7 +114,7 @@ async def embed(
     else:  # JSON straight from the float32 array; response_model still documents the shape
         body = await _build(len(latents), results.embed_json, batch.model, latents, normalize)
         response = Response(body, media_type=JSON)
-    _timing_headers(response, batch.model, result.timing)
+    timing_headers(response, batch.model, result.timing)
     return response
 
 
@@ -142,9 +142,9 @@ async def reconstruct(
         png = results.encode_png(pixels[0])  # one 28x28 PNG: cheaper than a thread hop
         error = results.reconstruction_errors(images, reconstructions)[0]
         response = Response(png, media_type=PNG, headers={"X-Reconstruction-Error": f"{error:.6g}"})
-        _timing_headers(response, version, timing)
+        timing_headers(response, version, timing)
         return response
-    _timing_headers(response, version, timing)
+    timing_headers(response, version, timing)
     return await _build(
         len(images), results.reconstruct_response, version, images, reconstructions, pixels
     )
@@ -180,7 +180,7 @@ async def similar(
         result = await runner.run(model, "embed", queries)
         latents, timing = result.outputs.require("latent"), result.timing
     request.state.images = len(latents)
-    _timing_headers(response, model, timing)
+    timing_headers(response, model, timing)
     found = await _build(len(latents), index.search, latents, k)
     return results.similar_response(model, found)
 

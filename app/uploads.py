@@ -7,6 +7,7 @@ pixel work is in `app.images`, run in a worker thread as part of the model call'
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import partial
 
@@ -126,7 +127,7 @@ async def read_sources(request: Request, max_images: int) -> list[Source]:
     return sources
 
 
-def decode_all(sources: list[Source], options: ImageOptions) -> np.ndarray:
+def decode_all(sources: Sequence[Source], options: ImageOptions) -> np.ndarray:
     images = [
         decode_image(source, options, i)
         if isinstance(source, bytes)
@@ -145,7 +146,7 @@ async def read_images(request: Request, options: ImageOptions, max_images: int) 
     return job_of(await read_sources(request, max_images), options)
 
 
-def job_of(sources: list[Source], options: ImageOptions) -> Job:
+def job_of(sources: Sequence[Source], options: ImageOptions) -> Job:
     return Job(len(sources), partial(decode_all, sources, options))
 
 

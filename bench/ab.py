@@ -43,7 +43,7 @@ def main() -> int:
     args.out.mkdir(parents=True, exist_ok=True)
     scripts = {
         "PNG": wrk_script(args.out, multipart(sample_pngs(args.model, 1))),
-        "JSON": wrk_script(args.out, json_pixels(args.model), "application/json"),
+        "JSON": wrk_script(args.out, json_pixels(args.model), {"Content-Type": "application/json"}),
     }
     rows = [("1 PNG", "PNG", 32), ("1 JSON array", "JSON", 32), ("1 PNG", "PNG", 1)]
     env = {

@@ -56,7 +56,7 @@ def bulk(images: int, out: Path, duration: int) -> dict[str, Any]:
     with Server("app.main:app_from_env", env, factory=True) as server:
         body = multipart(sample_pngs(MODEL, 256))
         service = run_wrk(f"{server.url}/embed", wrk_script(out, body), 8, duration)
-        npy_script = wrk_script(out, body, accept="application/x-npy")
+        npy_script = wrk_script(out, body, {"Accept": "application/x-npy"})
         service_npy = run_wrk(f"{server.url}/embed", npy_script, 8, duration)
         target.unlink(missing_ok=True)
         before = resource.getrusage(resource.RUSAGE_CHILDREN)

@@ -35,11 +35,18 @@ class ZeroModel(NamedByManifest):
         n = len(pixels)
         if operation == "embed":
             return Outputs(latent=np.zeros((n, self.manifest.latent_dim), np.float32))
+        classes = len(self.manifest.class_names)
+        probabilities = np.full((n, classes), 1 / classes, np.float32)
         if operation == "classify":
-            classes = len(self.manifest.class_names)
-            return Outputs(probabilities=np.full((n, classes), 1 / classes, np.float32))
+            return Outputs(probabilities=probabilities)
         shape = (n, *self.manifest.input_shape)
-        return Outputs(reconstruction=np.zeros(shape, np.float32), pixels=np.zeros(shape, np.uint8))
+        rebuilt = Outputs(
+            reconstruction=np.zeros(shape, np.float32), pixels=np.zeros(shape, np.uint8)
+        )
+        if operation == "reconstruct":
+            return rebuilt
+        latent = np.zeros((n, self.manifest.latent_dim), np.float32)
+        return Outputs(latent, probabilities, rebuilt.reconstruction, rebuilt.pixels)
 
 
 def load_zero_model(path: Path, manifest: Manifest) -> Model:

@@ -16,6 +16,8 @@ Writes out/results.json and prints a markdown table (copied into docs/benchmarks
 from __future__ import annotations
 
 import argparse
+import base64
+import hashlib
 import io
 import json
 import os
@@ -85,26 +87,41 @@ def json_pixels(model: str) -> bytes:
     return json.dumps({"instances": [image.tolist()]}).encode()
 
 
-def wrk_script(
-    workdir: Path,
-    body: bytes | None,
-    content_type: str = f"multipart/form-data; boundary={BOUNDARY}",
-    accept: str | None = None,
-) -> Path:
-    script = workdir / f"post-{len(body or b'')}{'-' + accept.split('/')[-1] if accept else ''}.lua"
+def wrk_script(workdir: Path, body: bytes | None, headers: dict[str, str] | None = None) -> Path:
+    """A wrk script POSTing `body` (multipart unless headers say otherwise), or a plain GET."""
     if body is None:
+        script = workdir / "get.lua"
         script.write_text("")
         return script
-    body_file = workdir / f"body-{len(body)}.bin"
+    headers = {"Content-Type": f"multipart/form-data; boundary={BOUNDARY}", **(headers or {})}
+    key = hashlib.sha256(body + repr(sorted(headers.items())).encode()).hexdigest()[:12]
+    body_file = workdir / f"body-{key}.bin"
     body_file.write_bytes(body)
+    script = workdir / f"post-{key}.lua"
     script.write_text(
         f'local f = io.open("{body_file}", "rb")\n'
         "wrk.body = f:read('*a')\nf:close()\n"
         'wrk.method = "POST"\n'
-        f'wrk.headers["Content-Type"] = "{content_type}"\n'
-        + (f'wrk.headers["Accept"] = "{accept}"\n' if accept else "")
+        + "".join(f'wrk.headers["{name}"] = "{value}"\n' for name, value in headers.items())
     )
     return script
+
+
+def v2_request(png: bytes) -> tuple[bytes, dict[str, str]]:
+    """One PNG as tritonclient sends it: a BYTES input in binary, `probabilities` asked for in
+    binary (tritonclient's defaults), behind Inference-Header-Content-Length."""
+    header = json.dumps(
+        {
+            "inputs": [
+                {"name": "images", "shape": [1], "datatype": "BYTES",
+                 "parameters": {"binary_data_size": len(png) + 4}}
+            ],
+            "outputs": [{"name": "probabilities", "parameters": {"binary_data": True}}],
+        }
+    ).encode()  # fmt: skip
+    body = header + len(png).to_bytes(4, "little") + png
+    return body, {"Content-Type": "application/octet-stream",
+                  "Inference-Header-Content-Length": str(len(header))}  # fmt: skip
 
 
 UNITS = {"us": 1e-3, "ms": 1.0, "s": 1e3, "m": 6e4}
@@ -256,7 +273,12 @@ def benchmark(args: argparse.Namespace) -> dict[str, Any]:
     single = multipart(sample_pngs(args.model, 1))
     many = multipart(sample_pngs(args.model, 256))
     one_png, batch_png, get = wrk_script(out, single), wrk_script(out, many), wrk_script(out, None)
-    one_json = wrk_script(out, json_pixels(args.model), "application/json")
+    one_json = wrk_script(out, json_pixels(args.model), {"Content-Type": "application/json"})
+    png = sample_pngs(args.model, 1)[0]
+    one_v2 = wrk_script(out, *v2_request(png))
+    one_tf = wrk_script(
+        out, json.dumps({"instances": [{"b64": base64.b64encode(png).decode()}]}).encode(), {}
+    )
     model_env = {
         "LATENTSERVE_MODEL_REPOSITORY": str(ROOT / "models"),
         "LATENTSERVE_DEFAULT_MODEL": args.model,
@@ -307,6 +329,16 @@ def benchmark(args: argparse.Namespace) -> dict[str, Any]:
                 measure("service, 1 PNG", service, path, one_png, conns, 1)
             measure("service, 256 PNGs", service, path, batch_png, 8, 256)
         measure("service, 1 JSON array", service, "/classify", one_json, 32, 1)
+        v2_path = f"/v2/models/{args.model}/infer"
+        measure("service, V2 binary PNG", service, v2_path, one_v2, 32, 1)
+        measure(
+            "service, TF Serving b64 PNG",
+            service,
+            f"/v1/models/{args.model}:predict",
+            one_tf,
+            32,
+            1,
+        )
     peaks["service"] = service.peak_mb
 
     # Beyond the issue's one-worker setup: both cores for Python, each worker batching alone.
@@ -345,6 +377,7 @@ def ratios(results: dict[str, Any]) -> list[tuple[str, float, str, bool | None]]
     svc2 = find(rows, "service, 2 workers", "/classify", 32)
     floor32 = find(rows, "no-model floor", "/classify", 32)
     floor256 = find(rows, "no-model floor", "/classify", 8)
+    v2 = find(rows, "service, V2 binary PNG", f"/v2/models/{results['model']}/infer", 32)
     inproc = results["in_process"]["batch_512_images_s"]
     checks = [
         ("/classify c=32 req/s vs unbatched", svc32["req_s"] / base32["req_s"], ">= 4x", 4.0),
@@ -357,6 +390,12 @@ def ratios(results: dict[str, Any]) -> list[tuple[str, float, str, bool | None]]
         ),
         ("256-image images/s vs in-process batch 512", big["images_s"] / inproc, ">= 0.5x", 0.5),
         ("c=1 p50 minus unbatched p50 (ms)", svc1["p50_ms"] - base1["p50_ms"], "<= 1 ms", -1.0),
+        (
+            "V2 binary PNG c=32 req/s vs /classify c=32",
+            v2["req_s"] / svc32["req_s"],
+            ">= 0.9x",
+            0.9,
+        ),
     ]
     context = [
         (

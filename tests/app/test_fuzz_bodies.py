@@ -149,3 +149,33 @@ def test_valid_images_cut_at_every_length_bucket(fuzz_client: httpx.Client, fmt:
             assert response.json() == complete.json(), (fmt, length)
         else:
             assert response.status_code == 422, (fmt, length, response.text)
+
+
+PROTOCOL_PATHS = ("/v2/models/mnist/infer", "/v1/models/mnist:predict", "/v1/models/mnist:classify")
+
+
+@FUZZ
+@given(body=bodies, path=st.sampled_from(PROTOCOL_PATHS))
+def test_protocol_routes_take_json_of_any_shape(
+    fuzz_client: httpx.Client, body: object, path: str
+) -> None:
+    response = fuzz_client.post(path, content=json.dumps(body))
+    assert response.status_code < 500, response.text[:500]
+    if response.status_code >= 400:
+        assert isinstance(response.json()["error"], str)  # the protocols' own error shape
+    assert fuzz_client.get("/healthz").status_code == 200
+
+
+@FUZZ
+@given(
+    data=st.binary(max_size=2048),
+    header=st.one_of(st.none(), st.integers(-5, 4096).map(str), st.text(max_size=5)),
+)
+def test_v2_binary_bodies(fuzz_client: httpx.Client, data: bytes, header: str | None) -> None:
+    headers = {} if header is None else {"inference-header-content-length": header}
+    try:
+        response = fuzz_client.post("/v2/models/mnist/infer", content=data, headers=headers)
+    except (httpx.LocalProtocolError, UnicodeEncodeError):  # a header httpx refuses to send
+        return
+    assert response.status_code < 500, response.text[:500]
+    assert fuzz_client.get("/healthz").status_code == 200
