@@ -9,15 +9,18 @@ native API would send. Everything below the route is the native code path.
 from __future__ import annotations
 
 from collections.abc import Callable, Coroutine
-from typing import Any
+from typing import Annotated, Any
 
+from fastapi import Depends, Path
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 
+from app.dependencies import RegistryDep
 from app.errors import BadRequest, ServiceError, validation_message
+from app.jobs import Model
 
 
 def plain_error(error: ServiceError) -> JSONResponse:
@@ -40,3 +43,24 @@ class ForeignRoute(APIRoute):
                 return plain_error(BadRequest("client disconnected before the body was complete"))
 
         return handle_plainly
+
+
+async def versioned_model(name: str, request: Request, registry: RegistryDep) -> Model:
+    """The model a foreign route's path names, at the version it names, if it names one (the
+    same handler serves /models/{name}/... and /models/{name}/versions/{version}/...)."""
+    version = request.path_params.get("version")
+    if version is None:
+        return registry.get(name, None)
+    if not str(version).isdigit() or int(version) < 1:
+        raise BadRequest(f"path.version: {version!r} is not a version number (1 or more)")
+    return registry.get(name, int(version))
+
+
+VersionedModel = Annotated[Model, Depends(versioned_model)]
+
+
+async def version_in_path(version: Annotated[int, Path(ge=1)]) -> None:
+    """Declares (and validates) the {version} of a versioned path, for the OpenAPI document."""
+
+
+VERSIONED = [Depends(version_in_path)]

@@ -21,7 +21,7 @@ from fastapi.responses import JSONResponse
 from app import __version__
 from app.dependencies import RegistryDep, RunnerDep, SettingsDep, image_options
 from app.errors import BadRequest
-from app.foreign import ForeignRoute
+from app.foreign import VERSIONED, ForeignRoute, VersionedModel
 from app.jobs import Job, Model, Operation, Outputs, Runner
 from app.oip_tensors import (
     BYTES_INPUT,
@@ -33,7 +33,6 @@ from app.oip_tensors import (
     read_images,
 )
 from app.openapi import FOREIGN_ERRORS
-from app.registry import ModelRegistry
 from app.repository import IMAGE_SIDE
 from app.results import reconstruction_errors
 from app.routes import timing_headers
@@ -114,33 +113,24 @@ async def ready(registry: RegistryDep) -> JSONResponse:
     return JSONResponse({"ready": registry.ready}, status_code=200 if registry.ready else 503)
 
 
-def _model(registry: ModelRegistry, name: str, version: int | None) -> tuple[Model, list[int]]:
-    return registry.get(name, version), registry.served()[name]
-
-
 @router.get("/models/{name}", summary="Model metadata")
-async def model_metadata(name: str, registry: RegistryDep) -> dict[str, Any]:
-    return metadata(*_model(registry, name, None))
-
-
-@router.get("/models/{name}/versions/{version}", summary="Model version metadata")
-async def version_metadata(
-    name: str, version: VersionPath, registry: RegistryDep
+@router.get(
+    "/models/{name}/versions/{version}", summary="Model version metadata", dependencies=VERSIONED
+)
+async def model_metadata(
+    model: VersionedModel, request: Request, registry: RegistryDep
 ) -> dict[str, Any]:
-    model, _ = _model(registry, name, version)
-    return metadata(model, [version])
+    named = "version" in request.path_params
+    return metadata(model, [model.version] if named else registry.served()[model.name])
 
 
 @router.get("/models/{name}/ready", summary="Model ready")
-async def model_ready(name: str, registry: RegistryDep) -> dict[str, Any]:
-    _model(registry, name, None)  # 404 or 503 when it is not
-    return {"name": name, "ready": True}
-
-
-@router.get("/models/{name}/versions/{version}/ready", summary="Model version ready")
-async def version_ready(name: str, version: VersionPath, registry: RegistryDep) -> dict[str, Any]:
-    _model(registry, name, version)
-    return {"name": name, "version": str(version), "ready": True}
+@router.get(
+    "/models/{name}/versions/{version}/ready", summary="Model version ready", dependencies=VERSIONED
+)
+async def model_ready(model: VersionedModel) -> dict[str, Any]:
+    """200 when the model (version) is served and loaded; 404 or 503 when it is not."""
+    return {"name": model.name, "version": str(model.version), "ready": True}
 
 
 INFER_BODY: dict[str, Any] = {
@@ -157,26 +147,16 @@ INFER_BODY: dict[str, Any] = {
 
 
 @router.post("/models/{name}/infer", summary="Inference", openapi_extra=INFER_BODY)
-async def infer(
-    name: str, request: Request, registry: RegistryDep, settings: SettingsDep, runner: RunnerDep
-) -> Response:
-    return await _infer(registry.get(name, None), request, settings, runner)
-
-
 @router.post(
     "/models/{name}/versions/{version}/infer",
     summary="Inference on a version",
     openapi_extra=INFER_BODY,
+    dependencies=VERSIONED,
 )
-async def infer_version(
-    name: str,
-    version: VersionPath,
-    request: Request,
-    registry: RegistryDep,
-    settings: SettingsDep,
-    runner: RunnerDep,
+async def infer(
+    model: VersionedModel, request: Request, settings: SettingsDep, runner: RunnerDep
 ) -> Response:
-    return await _infer(registry.get(name, version), request, settings, runner)
+    return await _infer(model, request, settings, runner)
 
 
 def _wanted(body: InferenceRequest) -> tuple[list[str], set[str], dict[str, int]]:

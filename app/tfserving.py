@@ -26,10 +26,9 @@ from starlette.convertors import Convertor, register_url_convertor
 from app.bodies import json_instances
 from app.dependencies import RegistryDep, RunnerDep, SettingsDep, image_options
 from app.errors import BadRequest
-from app.foreign import ForeignRoute
+from app.foreign import VERSIONED, ForeignRoute, VersionedModel
 from app.jobs import Model, Operation, Runner, Timing
 from app.openapi import FOREIGN_ERRORS
-from app.registry import ModelRegistry
 from app.repository import IMAGE_SIDE
 from app.results import reconstruction_errors
 from app.routes import timing_headers
@@ -122,33 +121,25 @@ def _metadata(model: Model) -> dict[str, Any]:
     }
 
 
-def _served(registry: ModelRegistry, name: str, version: int | None) -> list[int]:
-    registry.get(name, version)  # 404 for an unknown model or version, 503 while loading
-    return [version] if version else registry.served()[name]
-
-
 @router.get("/models/{name:segment}", summary="Model status")
-async def status(name: str, registry: RegistryDep) -> dict[str, Any]:
-    return _status(_served(registry, name, None))
-
-
-@router.get("/models/{name:segment}/versions/{version:segment}", summary="Model version status")
-async def version_status(name: str, version: VersionPath, registry: RegistryDep) -> dict[str, Any]:
-    return _status(_served(registry, name, version))
+@router.get(
+    "/models/{name:segment}/versions/{version:segment}",
+    summary="Model version status",
+    dependencies=VERSIONED,
+)
+async def status(model: VersionedModel, request: Request, registry: RegistryDep) -> dict[str, Any]:
+    named = "version" in request.path_params
+    return _status([model.version] if named else registry.served()[model.name])
 
 
 @router.get("/models/{name:segment}/metadata", summary="Model metadata")
-async def metadata(name: str, registry: RegistryDep) -> dict[str, Any]:
-    return _metadata(registry.get(name, None))
-
-
 @router.get(
-    "/models/{name:segment}/versions/{version:segment}/metadata", summary="Model version metadata"
+    "/models/{name:segment}/versions/{version:segment}/metadata",
+    summary="Model version metadata",
+    dependencies=VERSIONED,
 )
-async def version_metadata(
-    name: str, version: VersionPath, registry: RegistryDep
-) -> dict[str, Any]:
-    return _metadata(registry.get(name, version))
+async def metadata(model: VersionedModel) -> dict[str, Any]:
+    return _metadata(model)
 
 
 def _values(named: Any, max_images: int) -> list[Any]:
@@ -250,28 +241,17 @@ def _documented(model: type[BaseModel]) -> dict[str, Any]:
 @router.post(
     "/models/{name:segment}:predict", summary="Predict", openapi_extra=_documented(PredictRequest)
 )
-async def predict(
-    name: str, request: Request, registry: RegistryDep, settings: SettingsDep, runner: RunnerDep
-) -> Response:
-    body = _body(PredictRequest, await request.body())
-    return await _predict(registry.get(name, None), body, request, Serving(settings, runner))
-
-
 @router.post(
     "/models/{name:segment}/versions/{version:segment}:predict",
     summary="Predict with a version",
     openapi_extra=_documented(PredictRequest),
+    dependencies=VERSIONED,
 )
-async def predict_version(
-    name: str,
-    version: VersionPath,
-    request: Request,
-    registry: RegistryDep,
-    settings: SettingsDep,
-    runner: RunnerDep,
+async def predict(
+    model: VersionedModel, request: Request, settings: SettingsDep, runner: RunnerDep
 ) -> Response:
     body = _body(PredictRequest, await request.body())
-    return await _predict(registry.get(name, version), body, request, Serving(settings, runner))
+    return await _predict(model, body, request, Serving(settings, runner))
 
 
 @router.post(
@@ -279,25 +259,14 @@ async def predict_version(
     summary="Classify",
     openapi_extra=_documented(ClassifyRequest),
 )
-async def classify(
-    name: str, request: Request, registry: RegistryDep, settings: SettingsDep, runner: RunnerDep
-) -> Response:
-    body = _body(ClassifyRequest, await request.body())
-    return await _classify(registry.get(name, None), body, request, Serving(settings, runner))
-
-
 @router.post(
     "/models/{name:segment}/versions/{version:segment}:classify",
     summary="Classify with a version",
     openapi_extra=_documented(ClassifyRequest),
+    dependencies=VERSIONED,
 )
-async def classify_version(
-    name: str,
-    version: VersionPath,
-    request: Request,
-    registry: RegistryDep,
-    settings: SettingsDep,
-    runner: RunnerDep,
+async def classify(
+    model: VersionedModel, request: Request, settings: SettingsDep, runner: RunnerDep
 ) -> Response:
     body = _body(ClassifyRequest, await request.body())
-    return await _classify(registry.get(name, version), body, request, Serving(settings, runner))
+    return await _classify(model, body, request, Serving(settings, runner))
