@@ -16,6 +16,7 @@ import numpy as np
 import tensorflow as tf
 
 from app.jobs import NamedByManifest, Operation, Outputs
+from app.ood import OodScorer
 from app.repository import PARTS, Manifest
 from app.similarity import SimilarityIndex
 
@@ -40,18 +41,19 @@ class ModelVersion(NamedByManifest):
     _modules: list[Any]  # loaded SavedModels: their variables live as long as these do
     _composed: dict[str, Any]
     index: SimilarityIndex | None = None
+    ood: OodScorer | None = None
 
     def run(self, operation: Operation, pixels: np.ndarray) -> Outputs:
-        """uint8 (n, 28, 28) -> the operation's outputs, in one graph call."""
+        """uint8 (n, 28, 28) -> the operation's outputs, in one graph call; with them, for a
+        calibrated version, each image's ood_score (from the same latents)."""
         if operation == "embed":
             return Outputs(latent=self.encode(pixels))
-        if operation == "classify":
-            return Outputs(probabilities=self.classify(pixels))
-        if operation == "reconstruct":
-            reconstruction, as_pixels = self.reconstruct(pixels)
-            return Outputs(reconstruction=reconstruction, pixels=as_pixels)
-        every = self._composed["full"](tf.constant(pixels))
-        return Outputs(**{name: tensor.numpy() for name, tensor in every.items()})
+        made = {k: v.numpy() for k, v in self._composed[operation](tf.constant(pixels)).items()}
+        if self.ood is not None:
+            made["ood_score"] = self.ood.score(made["latent"])
+        if operation != "full":
+            del made["latent"]  # the graph makes it; only `full` hands it on
+        return Outputs(**made)
 
     def _call(self, part: str, value: np.ndarray) -> dict[str, np.ndarray]:
         (input_name,) = self.manifest.signatures[part].inputs
@@ -73,12 +75,12 @@ class ModelVersion(NamedByManifest):
 
     def classify(self, pixels: np.ndarray) -> np.ndarray:
         """uint8 (n, 28, 28) -> probabilities: encoder and head in one graph call."""
-        return self._composed["classify"](tf.constant(pixels))["probabilities"].numpy()  # type: ignore[no-any-return]
+        return self.run("classify", pixels).require("probabilities")
 
     def reconstruct(self, pixels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """uint8 (n, 28, 28) -> decoder outputs: encoder and decoder in one graph call."""
-        outputs = self._composed["reconstruct"](tf.constant(pixels))
-        return outputs["reconstruction"].numpy(), outputs["pixels"].numpy()
+        outputs = self.run("reconstruct", pixels)
+        return outputs.require("reconstruction"), outputs.require("pixels")
 
 
 def _compose(functions: dict[str, Any], input_shape: tuple[int, ...]) -> dict[str, Any]:
@@ -90,10 +92,10 @@ def _compose(functions: dict[str, Any], input_shape: tuple[int, ...]) -> dict[st
     """
     spec = tf.TensorSpec([None, *input_shape], tf.uint8, name="pixels")
 
-    def chain(*heads: str, latent_too: bool = False) -> Any:
+    def chain(*heads: str) -> Any:
         def run(pixels: tf.Tensor) -> dict[str, tf.Tensor]:
             latent = functions["encoder"](pixels=pixels)["latent"]
-            outputs = {"latent": latent} if latent_too else {}
+            outputs = {"latent": latent}  # for the ood score, and for `full`
             for head in heads:
                 outputs.update(functions[head](latent=latent))
             return outputs
@@ -103,7 +105,7 @@ def _compose(functions: dict[str, Any], input_shape: tuple[int, ...]) -> dict[st
     return {
         "classify": chain("classifier"),
         "reconstruct": chain("decoder"),
-        "full": chain("classifier", "decoder", latent_too=True),
+        "full": chain("classifier", "decoder"),
     }
 
 
@@ -114,7 +116,8 @@ def load_version(path: Path, manifest: Manifest) -> ModelVersion:
     functions = {part: module.signatures["serving_default"] for part, module in modules.items()}
     composed = _compose(functions, manifest.input_shape)
     index = SimilarityIndex.load(path, manifest.index) if manifest.index else None
-    model = ModelVersion(manifest, path, functions, list(modules.values()), composed, index)
+    ood = OodScorer.load(path, manifest.ood) if manifest.ood else None
+    model = ModelVersion(manifest, path, functions, list(modules.values()), composed, index, ood)
     warm = np.zeros((1, *manifest.input_shape), dtype=np.uint8)
     latents = model.encode(warm)
     if latents.shape != (1, manifest.latent_dim):

@@ -35,6 +35,12 @@ class Outputs:
     """decoder: float32 (n, 28, 28), 0-1."""
     pixels: np.ndarray | None = None
     """decoder: the reconstruction as uint8 (n, 28, 28)."""
+    ood_score: np.ndarray | None = None
+    """float32 (n,) in [0, 1]: how unlike the training images (app.ood); calibrated versions."""
+
+    @property
+    def rows_count(self) -> int:
+        return len(next(iter(self._present().values())))
 
     def rows(self, rows: slice) -> Outputs:
         return Outputs(**{name: array[rows] for name, array in self._present().items()})

@@ -30,7 +30,7 @@ from app.metrics import Metrics
 from app.openapi import openapi_with_bodies
 from app.registry import Loader, ModelRegistry
 from app.repository import Manifest
-from app.routes import TIMING_HEADERS, router
+from app.routes import RECONSTRUCTION_HEADERS, TIMING_HEADERS, router
 from app.runner import make_runner
 from app.settings import Settings
 from app.supervision import Supervised
@@ -121,7 +121,7 @@ def create_app(
             allow_origins=settings.cors_origins,
             allow_methods=["GET", "POST"],
             allow_headers=["Authorization", "X-API-Key", "Content-Type", "X-Request-Id"],
-            expose_headers=[*TIMING_HEADERS, "X-Request-Id", "X-Reconstruction-Error"],
+            expose_headers=[*TIMING_HEADERS, "X-Request-Id", *RECONSTRUCTION_HEADERS],
         )
     app.openapi = lambda: openapi_with_bodies(app)  # type: ignore[method-assign]
     return app

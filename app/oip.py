@@ -4,7 +4,8 @@
 A model takes one input, `images` (BYTES: encoded image files, [N] or [N, 1]) or `pixels`
 (UINT8 [N, 28, 28] or [N, 28, 28, 1], fed to the model as they are), and answers the
 outputs asked for, all by default: `embedding` FP32 [N, D], `probabilities` FP32 [N, C],
-`label` INT64 [N], `reconstruction` FP32 [N, 28, 28] and `reconstruction_error` FP32 [N].
+`label` INT64 [N], `reconstruction` FP32 [N, 28, 28], `reconstruction_error` FP32 [N] and,
+for a version with an out-of-distribution calibration, `ood_score` FP32 [N].
 Triton's binary tensor data and classification (`class_count`) extensions are supported.
 Below the protocol it is the native path: the same registry, batcher, limits and metrics.
 """
@@ -69,7 +70,13 @@ OUTPUTS = {
     "label": OutputSpec("INT64", "classify"),
     "reconstruction": OutputSpec("FP32", "reconstruct"),
     "reconstruction_error": OutputSpec("FP32", "reconstruct"),
+    "ood_score": OutputSpec("FP32", "classify"),  # any composed graph makes it
 }
+
+
+def outputs_of(model: Model) -> list[str]:
+    """The outputs this version makes: ood_score only when it is calibrated."""
+    return [n for n in OUTPUTS if n != "ood_score" or model.manifest.ood is not None]
 
 
 def metadata(model: Model, versions: list[int]) -> dict[str, Any]:
@@ -81,6 +88,7 @@ def metadata(model: Model, versions: list[int]) -> dict[str, Any]:
         "label": [-1],
         "reconstruction": [-1, side, side],
         "reconstruction_error": [-1],
+        "ood_score": [-1],
     }
     return {
         "name": model.name,
@@ -91,8 +99,8 @@ def metadata(model: Model, versions: list[int]) -> dict[str, Any]:
             {"name": PIXELS_INPUT, "datatype": "UINT8", "shape": [-1, side, side]},
         ],
         "outputs": [
-            {"name": n, "datatype": spec.datatype, "shape": shapes[n]}
-            for n, spec in OUTPUTS.items()
+            {"name": n, "datatype": OUTPUTS[n].datatype, "shape": shapes[n]}
+            for n in outputs_of(model)
         ],
     }
 
@@ -159,12 +167,13 @@ async def infer(
     return await _infer(model, request, settings, runner)
 
 
-def _wanted(body: InferenceRequest) -> tuple[list[str], set[str], dict[str, int]]:
+def _wanted(body: InferenceRequest, model: Model) -> tuple[list[str], set[str], dict[str, int]]:
     """Requested outputs (all by default), those to send as binary, class_count per output."""
     asked = body.outputs or []
-    names = [o.name for o in asked] or list(OUTPUTS)
-    if unknown := [n for n in names if n not in OUTPUTS]:
-        raise BadRequest(f"unknown output {unknown[0]!r}; outputs are {list(OUTPUTS)}")
+    offered = outputs_of(model)
+    names = [o.name for o in asked] or offered
+    if unknown := [n for n in names if n not in offered]:
+        raise BadRequest(f"unknown output {unknown[0]!r}; outputs are {offered}")
     binary_all = bool((body.parameters or {}).get("binary_data_output", False))
     binary = {o.name for o in asked if (o.parameters or {}).get("binary_data", binary_all)}
     if not asked and binary_all:
@@ -185,7 +194,7 @@ def _operation(names: list[str]) -> Operation:
 async def _infer(model: Model, request: Request, settings: Settings, runner: Runner) -> Response:
     body, binary = parse_request(await request.body(), request.headers.get(HEADER_LENGTH))
     images = read_images(body, binary, settings.max_images)
-    names, as_binary, classes = _wanted(body)
+    names, as_binary, classes = _wanted(body, model)
     request.state.images = images.count  # for the access log line
     if images.files is not None:
         job = job_of(images.files, image_options(model, settings, True, "auto"))
@@ -211,6 +220,8 @@ def _tensor(
 ) -> Tensor:
     if name == "embedding":
         return Tensor(name, "FP32", outputs.require("latent"))
+    if name == "ood_score":
+        return Tensor(name, "FP32", outputs.require("ood_score"))
     if name in ("probabilities", "label"):
         probabilities = outputs.require("probabilities")
         if name == "label":

@@ -100,6 +100,27 @@ class IndexSpec(BaseModel):
     )
 
 
+class OodSpec(BaseModel):
+    """The optional out-of-distribution calibration of a version (`ood_score` in answers)."""
+
+    file: str = "ood/calibration.npz"
+    score: str = Field(
+        default="mahalanobis distance to the nearest class mean, whitened PCA of the latent",
+        description="what is measured",
+    )
+    dims: int = Field(description="dimensions of the projection")
+    calibration_images: int = Field(description="held-out in-distribution images scored")
+    calibration_source: str
+    threshold: float = Field(
+        default=0.99,
+        description="ood_score above which an image is not in distribution (~1% alarms)",
+    )
+    evaluation: dict[str, dict[str, float]] = Field(
+        default_factory=dict,
+        description="AUROC and FPR at 95% TPR against out-of-distribution sets, by set name",
+    )
+
+
 class Manifest(BaseModel):
     """manifest.json: written by `python -m training train`, read by the service."""
 
@@ -120,6 +141,7 @@ class Manifest(BaseModel):
     files: dict[str, str] = Field(description="sha256 of every file, by relative POSIX path")
     created: str
     index: IndexSpec | None = None
+    ood: OodSpec | None = None
 
     @property
     def input_shape(self) -> tuple[int, ...]:

@@ -9,7 +9,7 @@ import numpy as np
 import orjson
 from PIL import Image
 
-from app.jobs import Model
+from app.jobs import Model, Outputs
 from app.repository import Manifest
 from app.schemas import (
     ClassifyResponse,
@@ -18,6 +18,7 @@ from app.schemas import (
     ModelInfo,
     ModelRef,
     Neighbour,
+    OodVerdict,
     Prediction,
     Reconstruction,
     ReconstructResponse,
@@ -32,12 +33,24 @@ def model_ref(model: Model) -> ModelRef:
     return ModelRef(name=model.name, version=model.version)
 
 
+def ood_verdicts(model: Model, outputs: Outputs, threshold: float | None) -> list[OodVerdict]:
+    """Per image: its ood_score and whether that is at most the threshold (the request's, else
+    the version's); all null for a version without calibration."""
+    spec, scores = model.manifest.ood, outputs.ood_score
+    if spec is None or scores is None:
+        return [OodVerdict() for _ in range(outputs.rows_count)]
+    limit = spec.threshold if threshold is None else threshold
+    return [OodVerdict(ood_score=s, in_distribution=s <= limit) for s in scores.astype(float)]
+
+
 def classify_response(
-    model: Model, probabilities: np.ndarray, top_k: int | None
+    model: Model, outputs: Outputs, top_k: int | None, ood_threshold: float | None
 ) -> ClassifyResponse:
     names = model.manifest.class_names
+    probabilities = outputs.require("probabilities")
+    verdicts = ood_verdicts(model, outputs, ood_threshold)
     predictions = []
-    for row in probabilities.astype(float):
+    for row, verdict in zip(probabilities.astype(float), verdicts, strict=True):
         best = int(row.argmax())
         top = None
         if top_k:
@@ -50,6 +63,7 @@ def classify_response(
                 confidence=row[best],
                 probabilities=row.tolist(),
                 top_k=top,
+                **verdict.model_dump(),
             )
         )
     return ClassifyResponse(model=model_ref(model), predictions=predictions)
@@ -98,12 +112,15 @@ def reconstruction_errors(images: np.ndarray, reconstructions: np.ndarray) -> np
 
 
 def reconstruct_response(
-    model: Model, images: np.ndarray, reconstructions: np.ndarray, pixels: np.ndarray
+    model: Model, images: np.ndarray, outputs: Outputs, ood_threshold: float | None
 ) -> ReconstructResponse:
-    errors = reconstruction_errors(images, reconstructions)
+    errors = reconstruction_errors(images, outputs.require("reconstruction"))
+    verdicts = ood_verdicts(model, outputs, ood_threshold)
     items = [
-        Reconstruction(image_png=base64.b64encode(encode_png(p)).decode(), error=float(e))
-        for p, e in zip(pixels, errors, strict=True)
+        Reconstruction(
+            image_png=base64.b64encode(encode_png(p)).decode(), error=float(e), **v.model_dump()
+        )
+        for p, e, v in zip(outputs.require("pixels"), errors, verdicts, strict=True)
     ]
     return ReconstructResponse(model=model_ref(model), reconstructions=items)
 
@@ -120,6 +137,7 @@ def version_info(manifest: Manifest) -> VersionInfo:
         metrics=manifest.metrics,
         signatures=manifest.signatures,
         index=manifest.index,
+        ood=manifest.ood,
         created=manifest.created,
     )
 
@@ -128,9 +146,10 @@ def model_info(versions: list[Manifest], settings: Settings, default: bool) -> M
     """A model's info from its served versions' manifests, highest first."""
     served = [version_info(manifest) for manifest in versions]
     return ModelInfo(
-        **served[0].model_dump(exclude={"signatures", "index"}),
+        **served[0].model_dump(exclude={"signatures", "index", "ood"}),
         signatures=served[0].signatures,
         index=served[0].index,
+        ood=served[0].ood,
         versions=served,
         version_policy=str(settings.version_policy),
         limits=Limits.model_validate(settings.model_dump(include=set(Limits.model_fields))),

@@ -22,7 +22,7 @@ from app.dependencies import (
     image_options,
 )
 from app.errors import IndexNotFound, InvalidEmbedding
-from app.jobs import Model, Timing
+from app.jobs import Model, Result, Timing
 from app.openapi import ERRORS, IMAGE_BODY, SIMILAR_BODY
 from app.schemas import ClassifyResponse, EmbedResponse, ReconstructResponse, SimilarResponse
 from app.uploads import read_queries
@@ -35,12 +35,22 @@ TIMING_HEADERS = (
     "X-Inference-Time-Ms",
     "X-Batch-Images",
 )
+RECONSTRUCTION_HEADERS = ("X-Reconstruction-Error", "X-Ood-Score", "X-In-Distribution")
 PNG = "image/png"
 NPY = "application/x-npy"
 JSON = "application/json"
 INLINE_ROWS = 16  # response bodies for up to this many images are built on the event loop
 MAX_K = 100
 T = TypeVar("T")
+OodThreshold = Annotated[
+    float | None,
+    Query(
+        ge=0,
+        le=1,
+        description="ood_score above which in_distribution is false (default: the version's, "
+        "0.99, about 1% false alarms on the model's own kind of image)",
+    ),
+]
 
 
 async def _build(rows: int, build: Callable[..., T], *args: Any) -> T:
@@ -81,10 +91,11 @@ async def classify(
     runner: RunnerDep,
     response: Response,
     top_k: Annotated[int | None, Query(ge=1, description="also list the k best classes")] = None,
+    ood_threshold: OodThreshold = None,
 ) -> ClassifyResponse:
     result = await runner.run(batch.model, "classify", batch.job)
     timing_headers(response, batch.model, result.timing)
-    return results.classify_response(batch.model, result.outputs.require("probabilities"), top_k)
+    return results.classify_response(batch.model, result.outputs, top_k, ood_threshold)
 
 
 @router.post(
@@ -131,23 +142,36 @@ async def embed(
     openapi_extra=IMAGE_BODY,
 )
 async def reconstruct(
-    request: Request, batch: ImagesDep, runner: RunnerDep, response: Response
+    request: Request,
+    batch: ImagesDep,
+    runner: RunnerDep,
+    response: Response,
+    ood_threshold: OodThreshold = None,
 ) -> Response | ReconstructResponse:
     version = batch.model
     result = await runner.run(version, "reconstruct", batch.job)
-    images, timing = result.images, result.timing
-    reconstructions = result.outputs.require("reconstruction")
-    pixels = result.outputs.require("pixels")
+    images, timing, outputs = result.images, result.timing, result.outputs
     if _preferred(request, PNG) == PNG and len(images) == 1:
-        png = results.encode_png(pixels[0])  # one 28x28 PNG: cheaper than a thread hop
-        error = results.reconstruction_errors(images, reconstructions)[0]
-        response = Response(png, media_type=PNG, headers={"X-Reconstruction-Error": f"{error:.6g}"})
-        timing_headers(response, version, timing)
-        return response
+        return _png_reconstruction(version, images, result, ood_threshold)
     timing_headers(response, version, timing)
     return await _build(
-        len(images), results.reconstruct_response, version, images, reconstructions, pixels
+        len(images), results.reconstruct_response, version, images, outputs, ood_threshold
     )
+
+
+def _png_reconstruction(
+    model: Model, images: np.ndarray, result: Result, ood_threshold: float | None
+) -> Response:
+    """One reconstruction as the PNG itself; its error and ood verdict in headers."""
+    png = results.encode_png(result.outputs.require("pixels")[0])  # cheaper than a thread hop
+    error = results.reconstruction_errors(images, result.outputs.require("reconstruction"))[0]
+    response = Response(png, media_type=PNG, headers={"X-Reconstruction-Error": f"{error:.6g}"})
+    (verdict,) = results.ood_verdicts(model, result.outputs, ood_threshold)
+    if verdict.ood_score is not None:
+        response.headers["X-Ood-Score"] = f"{verdict.ood_score:.6g}"
+        response.headers["X-In-Distribution"] = str(verdict.in_distribution).lower()
+    timing_headers(response, model, result.timing)
+    return response
 
 
 @router.post(

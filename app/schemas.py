@@ -6,7 +6,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-from app.repository import IndexSpec, Signature
+from app.repository import IndexSpec, OodSpec, Signature
 
 
 class ModelRef(BaseModel):
@@ -20,7 +20,23 @@ class ClassScore(BaseModel):
     confidence: float
 
 
-class Prediction(BaseModel):
+class OodVerdict(BaseModel):
+    """How unlike the model's training images an input is; null for a version exported
+    without an out-of-distribution calibration (its manifest has no `ood`)."""
+
+    ood_score: float | None = Field(
+        default=None,
+        description="the fraction of held-out in-distribution calibration images that score "
+        "lower (about uniform on [0, 1] for the model's own kind of image, near 1 otherwise)",
+    )
+    in_distribution: bool | None = Field(
+        default=None,
+        description="false when ood_score is above the threshold (?ood_threshold=, default the "
+        "version's, 0.99: about 1% false alarms on the model's own kind of image)",
+    )
+
+
+class Prediction(OodVerdict):
     label: int = Field(description="index of the most probable class")
     class_name: str
     confidence: float = Field(description="probability of that class")
@@ -41,7 +57,7 @@ class EmbedResponse(BaseModel):
     embeddings: list[list[float]]
 
 
-class Reconstruction(BaseModel):
+class Reconstruction(OodVerdict):
     image_png: str = Field(description="base64 of a 28x28 8-bit grayscale PNG")
     error: float = Field(description="mean squared error against the input, 0-1 pixel scale")
 
@@ -76,6 +92,9 @@ class VersionInfo(BaseModel):
     signatures: dict[str, Signature]
     index: IndexSpec | None = Field(
         description="the similarity index /similar searches; null: this version has none"
+    )
+    ood: OodSpec | None = Field(
+        description="the out-of-distribution calibration behind ood_score; null: none"
     )
     created: str
 

@@ -136,6 +136,15 @@ def build_parser() -> argparse.ArgumentParser:
     ix.add_argument("--data-dir", type=Path, help="directory holding the four IDX files")
     ix.add_argument("--cache-dir", type=Path, default=DEFAULT_CACHE_DIR)
 
+    cal = commands.add_parser(
+        "calibrate", help="(re)calibrate the out-of-distribution score of an exported version"
+    )
+    cal.add_argument("--model-dir", type=Path, required=True, help="models/<name>/<version>")
+    cal.add_argument("--data-dir", type=Path, help="directory holding the four IDX files")
+    cal.add_argument("--cache-dir", type=Path, default=DEFAULT_CACHE_DIR)
+    cal.add_argument("--results", type=Path, help="where ood.json goes (default as for train)")
+    cal.add_argument("--report", type=Path)
+
     rep = commands.add_parser("report", help="regenerate docs/training.md from the results")
     rep.add_argument("--results", type=Path, default=DEFAULT_RESULTS)
     rep.add_argument("--report", type=Path, default=DEFAULT_REPORT)
@@ -186,9 +195,17 @@ def main(argv: list[str] | None = None) -> int:
             print(write_report(args.results, args.report))
             return 0
         if args.command == "index":
-            from training.pipeline import index_existing
+            from training.parts import index_existing
 
             print(index_existing(args.model_dir, args.images, args.data_dir, args.cache_dir))
+            return 0
+        if args.command == "calibrate":
+            from training.parts import calibrate_existing
+            from training.report import write_report
+
+            results, report = output_paths(args)
+            print(calibrate_existing(args.model_dir, args.data_dir, args.cache_dir, results))
+            write_report(results, report)
             return 0
         dataset = load_dataset(args.dataset, args.data_dir, args.cache_dir, args.source)
     except (DatasetError, ValueError) as err:

@@ -18,6 +18,7 @@ import tensorflow as tf
 
 from app.repository import IMAGE_SIDE, PARTS, Manifest, sha256_files
 from training.index import ReferenceSet, write_index
+from training.ood import Calibration
 
 logger = logging.getLogger(__name__)
 
@@ -57,12 +58,13 @@ def export_repository(
     manifest: Manifest,
     version: int | None = None,
     reference: ReferenceSet | None = None,
+    calibration: Calibration | None = None,
 ) -> Path:
-    """Write encoder/decoder/classifier (+ the similarity index over `reference`) and the
-    manifest as out/<name>/<version>; return that path.
+    """Write encoder/decoder/classifier (+ the similarity index over `reference` and the ood
+    `calibration`) and the manifest as out/<name>/<version>; return that path.
 
-    `manifest` describes the run (training.pipeline.describe); its version, index, checksums
-    and time stamp are filled in here, by the export that writes the files they describe.
+    `manifest` describes the run (training.pipeline.describe); its version, optional parts,
+    checksums and time stamp are filled in here, by the export that writes the files.
     """
     model_dir = out / manifest.name
     model_dir.mkdir(parents=True, exist_ok=True)
@@ -74,9 +76,12 @@ def export_repository(
     shutil.rmtree(staging, ignore_errors=True)
     for part in PARTS:
         export_part(part, models[part], staging / part, manifest)
+    if calibration is not None:
+        calibration.write(staging)
     exported = manifest.model_copy(
         update={
             "index": write_index(staging, reference) if reference else None,
+            "ood": calibration.spec if calibration else None,
             "version": version,
             "files": sha256_files(staging),
             "created": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),

@@ -18,7 +18,7 @@ import numpy as np
 
 from app.errors import InvalidImage
 from app.images import ImageOptions, decode_image
-from app.repository import MANIFEST, IndexSpec, Manifest, read_manifest, sha256_files
+from app.repository import IndexSpec, Manifest
 from app.similarity import UNLABELLED, SimilarityIndex, save_reference
 
 logger = logging.getLogger(__name__)
@@ -105,16 +105,3 @@ def folder_images(
     ids = [p.relative_to(folder).as_posix() for p in paths]
     known = np.asarray(labels)
     return np.stack(images), None if (known == UNLABELLED).all() else known, ids
-
-
-def index_version(version_dir: Path, reference: ReferenceSet) -> IndexSpec:
-    """Give an exported version a (new) similarity index, in place: the index part, then the
-    manifest with its checksums, replaced atomically. The version's graphs are untouched, so
-    its embeddings stay what they were."""
-    manifest = read_manifest(version_dir)
-    spec = write_index(version_dir, reference)
-    updated = manifest.model_copy(update={"index": spec, "files": sha256_files(version_dir)})
-    staging = version_dir / f".{MANIFEST}.tmp"
-    staging.write_text(updated.model_dump_json(indent=2) + "\n")
-    staging.replace(version_dir / MANIFEST)
-    return spec

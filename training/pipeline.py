@@ -16,19 +16,17 @@ import tensorflow as tf
 from app.repository import (
     IMAGE_SIDE,
     DatasetInfo,
-    IndexSpec,
     InputSpec,
     LatentSpec,
     Manifest,
-    read_manifest,
     signatures,
 )
 from training import figures
-from training.datasets import FRAMING, Dataset, load_dataset
+from training.datasets import FRAMING, Dataset
 from training.evaluate import evaluate
 from training.export import export_repository, load_encoder
-from training.index import ReferenceSet, folder_images, index_version
 from training.label_curve import DEFAULT_LABELS, DEFAULT_SEEDS, label_curve
+from training.parts import calibration, keras_runner, training_reference, write_ood_results
 from training.report import write_report
 from training.train import PREDICT_BATCH, TrainConfig, embed, train
 
@@ -82,17 +80,6 @@ def describe(dataset: Dataset, config: TrainConfig, metrics: dict[str, Any]) -> 
     )
 
 
-def training_reference(dataset: Dataset, encoder: Any, test_latents: np.ndarray) -> ReferenceSet:
-    """The similarity index's reference set at export: every training image."""
-    return ReferenceSet(
-        latents=embed(encoder, dataset.x_train),
-        labels=dataset.y_train,
-        ids=[f"train/{i}" for i in range(len(dataset.x_train))],
-        source=f"{dataset.name} training images ({dataset.split})",
-        test=(test_latents, dataset.y_test),
-    )
-
-
 def write_figures(
     dataset: Dataset, latents: np.ndarray, decoder: Any, folder: Path, metrics: Any
 ) -> None:
@@ -122,7 +109,10 @@ def train_and_export(
     manifest = describe(dataset, config, metrics)
     parts = {"encoder": trained.encoder, "decoder": trained.decoder, "classifier": trained.head}
     reference = training_reference(dataset, trained.encoder, test_latents)
-    exported = export_repository(parts, out, manifest, version, reference)
+    run = keras_runner(trained.encoder, trained.head, trained.decoder)
+    ood = calibration(dataset, config, manifest, run)
+    exported = export_repository(parts, out, manifest, version, reference, ood)
+    write_ood_results(results_dir, dataset.name, exported, ood)
     folder = results_dir / dataset.name
     folder.mkdir(parents=True, exist_ok=True)
     write_figures(dataset, test_latents, trained.decoder, folder, metrics)
@@ -164,23 +154,3 @@ def run_label_curve(
     )
     write_report(results_dir, report_path)
     return path
-
-
-def index_existing(
-    version_dir: Path, images: Path | None, data_dir: Path | None, cache_dir: Path
-) -> IndexSpec:
-    """`python -m training index`: a version's index over a folder or its dataset's training
-    split (scored on the test split when there is one); the spec it wrote."""
-    manifest = read_manifest(version_dir)
-    encoder = load_encoder(version_dir)
-    if images is not None:
-        pixels, labels, ids = folder_images(images, manifest)
-        reference = ReferenceSet(
-            embed(encoder, pixels), labels, ids, f"{len(ids)} images under {images}"
-        )
-    else:
-        dataset = load_dataset(manifest.dataset.name, data_dir, cache_dir)
-        reference = training_reference(dataset, encoder, embed(encoder, dataset.x_test))
-    spec = index_version(version_dir, reference)
-    logger.info("indexed %d reference images into %s", spec.size, version_dir / spec.file)
-    return spec

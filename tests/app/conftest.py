@@ -81,6 +81,17 @@ def publish_version(source: Path, model_dir: Path, version: int, corrupt: bool =
     return final
 
 
+def without_part(source: Path, model_dir: Path, version: int, part: str) -> Path:
+    """Publish a copy of `source` without its optional `part` (index, ood): an older export."""
+    path = publish_version(source, model_dir, version)
+    manifest = json.loads((path / "manifest.json").read_text())
+    shutil.rmtree(path / Path(manifest[part]["file"]).parts[0])
+    manifest[part] = None
+    manifest["files"] = {k: v for k, v in manifest["files"].items() if not k.startswith(part)}
+    (path / "manifest.json").write_text(json.dumps(manifest))
+    return path
+
+
 @pytest.fixture
 def repo(model_repo: Path, tmp_path: Path) -> Path:
     """A private copy of the tiny repository, for tests that change it."""

@@ -16,7 +16,7 @@ from app.main import create_app
 from app.repository import read_manifest
 from app.settings import Settings
 from app.similarity import SimilarityIndex
-from tests.app.conftest import png_bytes, publish_version, serve, wait_ready
+from tests.app.conftest import png_bytes, serve, wait_ready, without_part
 from tests.conftest import tiny_dataset
 
 TRAIN = tiny_dataset("mnist").x_train  # the tiny mnist model's reference images
@@ -97,19 +97,8 @@ def test_wrong_dimension_names_the_models(client: httpx.Client) -> None:
     assert f"embeds in {dim}" in error["message"]
 
 
-def without_index(source: Path, model_dir: Path, version: int) -> Path:
-    """Publish a copy of `source` whose manifest has no index (an older export)."""
-    path = publish_version(source, model_dir, version)
-    shutil.rmtree(path / "index")
-    manifest = json.loads((path / "manifest.json").read_text())
-    manifest["index"] = None
-    manifest["files"] = {k: v for k, v in manifest["files"].items() if not k.startswith("index/")}
-    (path / "manifest.json").write_text(json.dumps(manifest))
-    return path
-
-
 def test_a_version_without_an_index_serves_everything_else(repo: Path, settings: Settings) -> None:
-    without_index(repo / "mnist" / "1", repo / "mnist", 2)
+    without_part(repo / "mnist" / "1", repo / "mnist", 2, "index")
     live = settings.model_copy(update={"model_repository": repo})
     with serve(create_app(live)) as url, httpx.Client(base_url=url, timeout=30) as client:
         wait_ready(client)
