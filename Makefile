@@ -32,7 +32,7 @@ test: lint datasets
 # Retrain both shipped models with the default configuration (about 30 minutes on 2 cores).
 train-all: datasets
 	$(BIN)/python -m training train --dataset fashion-mnist --out models
-	$(BIN)/python -m training train --dataset mnist --out models
+	$(BIN)/python -m training train --dataset mnist --out models --index-images
 
 # Throughput benchmark against same-run baselines, then what embedding consumers get (bulk
 # embedding, similarity search, memory per version). Needs wrk; loopback only; ~8 minutes.

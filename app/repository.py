@@ -98,6 +98,10 @@ class IndexSpec(BaseModel):
         default=None,
         description="10-NN majority vote over the index, as a classifier of the test split",
     )
+    images: bool = Field(
+        default=False,
+        description="the reference images are stored too: /similar?images=true returns them",
+    )
 
 
 class OodSpec(BaseModel):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import io
+from typing import Any
 
 import numpy as np
 import orjson
@@ -105,6 +106,10 @@ def encode_png(pixels: np.ndarray) -> bytes:
     return buffer.getvalue()
 
 
+def _base64_png(pixels: np.ndarray) -> str:
+    return base64.b64encode(encode_png(pixels)).decode()
+
+
 def reconstruction_errors(images: np.ndarray, reconstructions: np.ndarray) -> np.ndarray:
     """Per-image mean squared error on the 0-1 scale."""
     target = images.astype(np.float32) / 255.0
@@ -117,9 +122,7 @@ def reconstruct_response(
     errors = reconstruction_errors(images, outputs.require("reconstruction"))
     verdicts = ood_verdicts(model, outputs, ood_threshold)
     items = [
-        Reconstruction(
-            image_png=base64.b64encode(encode_png(p)).decode(), error=float(e), **v.model_dump()
-        )
+        Reconstruction(image_png=_base64_png(p), error=float(e), **v.model_dump())
         for p, e, v in zip(outputs.require("pixels"), errors, verdicts, strict=True)
     ]
     return ReconstructResponse(model=model_ref(model), reconstructions=items)
@@ -159,6 +162,8 @@ def model_info(versions: list[Manifest], settings: Settings, default: bool) -> M
 
 def similar_response(model: Model, found: Neighbours) -> SimilarResponse:
     names = model.manifest.class_names
+    no_images: list[list[Any]] = [[None] * len(row) for row in found.ids]
+    images: list[list[Any]] = found.images or no_images
     return SimilarResponse(
         model=model_ref(model),
         metric="cosine distance",
@@ -169,9 +174,12 @@ def similar_response(model: Model, found: Neighbours) -> SimilarResponse:
                     distance=distance,
                     label=label,
                     class_name=None if label is None else names[label],
+                    image_png=None if image is None else _base64_png(image),
                 )
-                for id_, distance, label in zip(ids, distances, labels, strict=True)
+                for id_, distance, label, image in zip(ids, distances, labels, row, strict=True)
             ]
-            for ids, distances, labels in zip(found.ids, found.distances, found.labels, strict=True)
+            for ids, distances, labels, row in zip(
+                found.ids, found.distances, found.labels, images, strict=True
+            )
         ],
     )

@@ -184,6 +184,9 @@ async def similar(
     runner: RunnerDep,
     response: Response,
     k: Annotated[int, Query(ge=1, le=MAX_K, description="neighbours per query")] = 10,
+    images: Annotated[
+        bool, Query(description="also return each neighbour's image, if the index stores them")
+    ] = False,
     resize: Resize = True,
     invert: InvertQuery = "auto",
 ) -> SimilarResponse:
@@ -205,8 +208,9 @@ async def similar(
         latents, timing = result.outputs.require("latent"), result.timing
     request.state.images = len(latents)
     timing_headers(response, model, timing)
-    found = await _build(len(latents), index.search, latents, k)
-    return results.similar_response(model, found)
+    found = await _build(len(latents), index.search, latents, k, images)
+    rows = len(latents) * (k if images else 1)  # a PNG per neighbour: the thread when many
+    return await _build(rows, results.similar_response, model, found)
 
 
 def _checked(vectors: np.ndarray, model: Model) -> np.ndarray:

@@ -130,6 +130,11 @@ class Neighbour(BaseModel):
     distance: float = Field(description="cosine distance in the index's space (0: same)")
     label: int | None = Field(description="its class, when the reference set is labelled")
     class_name: str | None
+    image_png: str | None = Field(
+        default=None,
+        description="base64 of its 28x28 grayscale PNG, with ?images=true when the index stores "
+        "images (the version's index.images)",
+    )
 
 
 class SimilarResponse(BaseModel):

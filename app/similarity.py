@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from usearch.index import BatchMatches, Index
@@ -41,12 +42,15 @@ def save_reference(
     latents: np.ndarray,
     labels: np.ndarray | None,
     ids: list[str],
+    images: np.ndarray | None = None,
 ) -> None:
-    """Write the index part for reference `latents` (training and `python -m training index`)."""
+    """Write the index part for reference `latents` (training and `python -m training index`),
+    with the reference images themselves (uint8 (n, 28, 28)) when given."""
     vectors = project(latents, mean, projection)
     if labels is None:
         labels = np.full(len(ids), UNLABELLED)
     path.parent.mkdir(parents=True, exist_ok=True)
+    optional: dict[str, Any] = {} if images is None else {"images": np.asarray(images, np.uint8)}
     with path.open("wb") as handle:
         np.savez_compressed(
             handle,
@@ -59,6 +63,7 @@ def save_reference(
                 else labels.astype(np.int16)
             ),
             ids=np.asarray(ids, dtype=str),
+            **optional,
         )
 
 
@@ -69,6 +74,8 @@ class Neighbours:
     ids: list[list[str]]
     distances: list[list[float]]
     labels: list[list[int | None]]
+    images: list[list[np.ndarray]] | None = None
+    """uint8 (28, 28) each, when asked for and the index stores them."""
 
 
 class SimilarityIndex:
@@ -78,6 +85,7 @@ class SimilarityIndex:
         self._projection = reference["projection"]
         self._labels = reference["labels"]
         self._ids = reference["ids"]
+        self._images = reference.get("images")
         vectors = reference["vectors"].astype(np.float32) / QUANT_SCALE
         self._index = Index(
             ndim=spec.dims,
@@ -99,23 +107,30 @@ class SimilarityIndex:
                 f"{spec.file}: vectors {reference['vectors'].shape}, manifest says "
                 f"({spec.size}, {spec.dims})"
             )
+        if spec.images != ("images" in reference):
+            raise ValueError(f"{spec.file}: stored images do not match the manifest")
         return cls(spec, reference)
 
     @property
     def size(self) -> int:
         return len(self._ids)
 
-    def search(self, latents: np.ndarray, k: int) -> Neighbours:
-        """The k nearest reference images of each latent (fewer if the index is smaller)."""
+    def search(self, latents: np.ndarray, k: int, images: bool = False) -> Neighbours:
+        """The k nearest reference images of each latent (fewer if the index is smaller), with
+        their pixels when `images` and the index stores them."""
         queries = project(latents, self._mean, self._projection)
         found = self._index.search(queries, min(k, self.size), threads=1)
         keys = np.atleast_2d(found.keys)  # usearch answers one query as Matches, not a batch
         distances = np.atleast_2d(found.distances)
         counts = np.atleast_1d(found.counts if isinstance(found, BatchMatches) else len(found))
-        ids, dists, labels = [], [], []
+        ids, dists, labels, pixels = [], [], [], []
         for row, count in enumerate(counts):
             hits = keys[row, :count].astype(np.int64)
             ids.append(self._ids[hits].tolist())
             dists.append(distances[row, :count].astype(float).tolist())
             labels.append([None if v == UNLABELLED else int(v) for v in self._labels[hits]])
-        return Neighbours(ids, dists, labels)
+            if self._images is not None:
+                pixels.append(list(self._images[hits]))
+        return Neighbours(
+            ids, dists, labels, pixels if images and self._images is not None else None
+        )

@@ -85,6 +85,15 @@ def output_paths(args: argparse.Namespace) -> tuple[Path, Path]:
     return results, report
 
 
+def _index_images_arg(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--index-images",
+        action="store_true",
+        help="store the reference images in the similarity index, for /similar?images=true "
+        "and the demo page (1.3 MB for 8,000 digits, 26 MB for 60,000 Fashion-MNIST images)",
+    )
+
+
 def _head_arg(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--head",
@@ -115,6 +124,7 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--fine-tune", type=int, metavar="EPOCHS", help="0 disables fine-tuning")
     tr.add_argument("--max-train-images", type=int)
     tr.add_argument("--seed", type=int)
+    _index_images_arg(tr)
 
     curve = commands.add_parser("label-curve", help="latents vs raw pixels at few labels")
     _data_args(curve)
@@ -135,6 +145,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     ix.add_argument("--data-dir", type=Path, help="directory holding the four IDX files")
     ix.add_argument("--cache-dir", type=Path, default=DEFAULT_CACHE_DIR)
+    _index_images_arg(ix)
 
     cal = commands.add_parser(
         "calibrate", help="(re)calibrate the out-of-distribution score of an exported version"
@@ -197,7 +208,11 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "index":
             from training.parts import index_existing
 
-            print(index_existing(args.model_dir, args.images, args.data_dir, args.cache_dir))
+            print(
+                index_existing(
+                    args.model_dir, args.images, args.data_dir, args.cache_dir, args.index_images
+                )
+            )
             return 0
         if args.command == "calibrate":
             from training.parts import calibrate_existing
@@ -216,7 +231,13 @@ def main(argv: list[str] | None = None) -> int:
 
         results, report = output_paths(args)
         exported = train_and_export(
-            dataset, train_config(args), args.out, results, report, args.version
+            dataset,
+            train_config(args),
+            args.out,
+            results,
+            report,
+            args.version,
+            index_images=args.index_images,
         )
         print(exported)
         print(f"report: {report}", file=sys.stderr)

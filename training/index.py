@@ -39,6 +39,8 @@ class ReferenceSet:
     source: str
     test: tuple[np.ndarray, np.ndarray] | None = None
     """Test-split latents and labels, to score the index as a 10-NN classifier."""
+    images: np.ndarray | None = None
+    """The reference images, uint8 (n, 28, 28), when the index is to store them."""
 
 
 def fit_projection(latents: np.ndarray, dims: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -62,7 +64,12 @@ def knn_accuracy(index: SimilarityIndex, latents: np.ndarray, labels: np.ndarray
 def write_index(version_dir: Path, reference: ReferenceSet) -> IndexSpec:
     """Write the index part into `version_dir`; its spec, for the manifest."""
     mean, projection = fit_projection(reference.latents, PROJECTION_DIMS)
-    spec = IndexSpec(size=len(reference.ids), dims=projection.shape[1], source=reference.source)
+    spec = IndexSpec(
+        size=len(reference.ids),
+        dims=projection.shape[1],
+        source=reference.source,
+        images=reference.images is not None,
+    )
     save_reference(
         version_dir / spec.file,
         mean,
@@ -70,6 +77,7 @@ def write_index(version_dir: Path, reference: ReferenceSet) -> IndexSpec:
         reference.latents,
         reference.labels,
         reference.ids,
+        reference.images,
     )
     if reference.test is not None and reference.labels is not None:
         accuracy = knn_accuracy(SimilarityIndex.load(version_dir, spec), *reference.test)

@@ -29,14 +29,18 @@ from training.train import PREDICT_BATCH, TrainConfig, embed, split_train_val
 logger = logging.getLogger(__name__)
 
 
-def training_reference(dataset: Dataset, encoder: Any, test_latents: np.ndarray) -> ReferenceSet:
-    """The similarity index's reference set at export: every training image."""
+def training_reference(
+    dataset: Dataset, encoder: Any, test_latents: np.ndarray, keep_images: bool = False
+) -> ReferenceSet:
+    """The similarity index's reference set at export: every training image (stored too when
+    `keep_images`: 1.3 MB for 8,000 digits, 26 MB for Fashion-MNIST's 60,000)."""
     return ReferenceSet(
         latents=embed(encoder, dataset.x_train),
         labels=dataset.y_train,
         ids=[f"train/{i}" for i in range(len(dataset.x_train))],
         source=f"{dataset.name} training images ({dataset.split})",
         test=(test_latents, dataset.y_test),
+        images=dataset.x_train if keep_images else None,
     )
 
 
@@ -113,20 +117,31 @@ def _rewrite_manifest(version_dir: Path, **update: Any) -> Manifest:
 
 
 def index_existing(
-    version_dir: Path, images: Path | None, data_dir: Path | None, cache_dir: Path
+    version_dir: Path,
+    images: Path | None,
+    data_dir: Path | None,
+    cache_dir: Path,
+    keep_images: bool = False,
 ) -> IndexSpec:
     """`python -m training index`: a version's index over a folder or its dataset's training
-    split (scored on the test split when there is one); the spec it wrote."""
+    split (scored on the test split when there is one), storing the reference images when
+    `keep_images`; the spec it wrote."""
     manifest = read_manifest(version_dir)
     encoder = load_encoder(version_dir)
     if images is not None:
         pixels, labels, ids = folder_images(images, manifest)
         reference = ReferenceSet(
-            embed(encoder, pixels), labels, ids, f"{len(ids)} images under {images}"
+            embed(encoder, pixels),
+            labels,
+            ids,
+            f"{len(ids)} images under {images}",
+            images=pixels if keep_images else None,
         )
     else:
         dataset = load_dataset(manifest.dataset.name, data_dir, cache_dir)
-        reference = training_reference(dataset, encoder, embed(encoder, dataset.x_test))
+        reference = training_reference(
+            dataset, encoder, embed(encoder, dataset.x_test), keep_images
+        )
     spec = write_index(version_dir, reference)
     _rewrite_manifest(version_dir, index=spec)
     logger.info("indexed %d reference images into %s", spec.size, version_dir / spec.file)

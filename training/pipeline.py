@@ -101,6 +101,7 @@ def train_and_export(
     report_path: Path,
     version: int | None = None,
     verbose: int = 2,
+    index_images: bool = False,
 ) -> Path:
     start = time.perf_counter()
     trained = train(dataset, config, verbose=verbose)
@@ -108,7 +109,7 @@ def train_and_export(
     metrics = evaluate(trained, dataset, test_latents)
     manifest = describe(dataset, config, metrics)
     parts = {"encoder": trained.encoder, "decoder": trained.decoder, "classifier": trained.head}
-    reference = training_reference(dataset, trained.encoder, test_latents)
+    reference = training_reference(dataset, trained.encoder, test_latents, index_images)
     run = keras_runner(trained.encoder, trained.head, trained.decoder)
     ood = calibration(dataset, config, manifest, run)
     exported = export_repository(parts, out, manifest, version, reference, ood)

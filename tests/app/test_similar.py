@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import io
 import json
 import logging
 import shutil
@@ -11,6 +13,7 @@ from pathlib import Path
 import httpx
 import numpy as np
 import pytest
+from PIL import Image
 
 from app.main import create_app
 from app.repository import read_manifest
@@ -169,3 +172,23 @@ def test_a_component_beyond_float32_is_a_422(client: httpx.Client) -> None:
     response = client.post("/similar?model=mnist", json={"embedding": [1e300] * dim})
     assert response.status_code == 422
     assert response.json()["error"]["type"] == "invalid_embedding"
+
+
+def test_neighbours_come_with_their_images_when_the_index_stores_them(
+    client: httpx.Client,
+) -> None:
+    query = multipart(TRAIN[7])
+    with_images = client.post("/similar?model=mnist&k=3&images=true", **query).json()
+    first = with_images["neighbours"][0][0]
+    assert first["id"] == "train/7"
+    stored = Image.open(io.BytesIO(base64.b64decode(first["image_png"])))
+    assert stored.size == (28, 28) and stored.mode == "L"
+    assert np.array_equal(np.asarray(stored), TRAIN[7])  # the training image itself
+    assert client.get("/models/mnist").json()["index"]["images"] is True
+    plain = client.post("/similar?model=mnist&k=3", **query).json()
+    assert all(n["image_png"] is None for n in plain["neighbours"][0])
+    # fashion-mnist's index stores no images: asked for, they are null, not an error
+    fashion = client.post("/similar?model=fashion-mnist&k=3&images=true", **query)
+    assert fashion.status_code == 200
+    assert all(n["image_png"] is None for n in fashion.json()["neighbours"][0])
+    assert client.get("/models/fashion-mnist").json()["index"]["images"] is False
