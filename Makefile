@@ -5,7 +5,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install run test lint datasets train-all bench soak clean
+.PHONY: install run test lint datasets browser train-all bench soak clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -21,12 +21,16 @@ run: install
 datasets: install
 	PATH="$(CURDIR)/$(BIN):$$PATH" scripts/install-datasets.sh
 
+# The demo page tests drive Debian's chromium (Playwright's own browser download is not used).
+browser:
+	command -v chromium >/dev/null || apt-get install -y -qq chromium >/dev/null
+
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy app training latentserve
 
-test: lint datasets
+test: lint datasets browser
 	$(BIN)/pytest
 
 # Retrain both shipped models with the default configuration (about 30 minutes on 2 cores).

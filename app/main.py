@@ -20,6 +20,7 @@ from starlette.types import ASGIApp
 from app import __version__, oip, tfserving
 from app.access import AccessMiddleware
 from app.auth import key_digests, require_api_key
+from app.demo import install_demo
 from app.errors import install_error_handlers
 from app.jobs import Model, Runner
 from app.limits import BodyLimitMiddleware
@@ -113,6 +114,8 @@ def create_app(
     app.include_router(oip.public_router)
     app.include_router(oip.router, dependencies=auth)
     app.include_router(tfserving.router, dependencies=auth)
+    if settings.demo:
+        install_demo(app)
     install_error_handlers(app)
     app.add_middleware(BodyLimitMiddleware, max_body_bytes=settings.max_body_bytes)
     if settings.cors_origins:

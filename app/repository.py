@@ -48,6 +48,9 @@ class DatasetInfo(BaseModel):
     split: str
     train_images: int
     test_images: int
+    item: str | None = Field(
+        default=None, description="what one image shows, e.g. 'handwritten digit'"
+    )
 
 
 class TensorSpec(BaseModel):

@@ -76,6 +76,8 @@ class Settings(BaseSettings):
     """Log level for the service and uvicorn."""
     log_json: bool = False
     """Write logs as one JSON object per line (request lines carry structured fields)."""
+    demo: bool = True
+    """Serve the demo page at / (static files; the page only calls this HTTP API)."""
 
     @model_validator(mode="before")
     @classmethod

@@ -97,9 +97,7 @@ class _Base:
         if endpoint == "/classify":
             return Classifications(list(itertools.chain(*rows)), ref)
         if endpoint == "/reconstruct":
-            images = [image for part in rows for image in part[0]]
-            errors = [error for part in rows for error in part[1]]
-            return Reconstructions(np.stack(images), np.asarray(errors), ref)
+            return Reconstructions.of(list(itertools.chain(*rows)), ref)
         return Neighbours(list(itertools.chain(*rows)), ref)
 
     def _attempts(self, offset: int) -> Attempts:
@@ -184,13 +182,28 @@ class Client(_Base):
         model: str | None = None,
         version: int | None = None,
         top_k: int | None = None,
+        ood_threshold: float | None = None,
     ) -> Classifications:
-        return self._call("/classify", image_files(images), model, version, top_k=top_k)  # type: ignore[no-any-return]
+        return self._call(  # type: ignore[no-any-return]
+            "/classify",
+            image_files(images),
+            model,
+            version,
+            top_k=top_k,
+            ood_threshold=ood_threshold,
+        )
 
     def reconstruct(
-        self, images: Images, *, model: str | None = None, version: int | None = None
+        self,
+        images: Images,
+        *,
+        model: str | None = None,
+        version: int | None = None,
+        ood_threshold: float | None = None,
     ) -> Reconstructions:
-        return self._call("/reconstruct", image_files(images), model, version)  # type: ignore[no-any-return]
+        return self._call(  # type: ignore[no-any-return]
+            "/reconstruct", image_files(images), model, version, ood_threshold=ood_threshold
+        )
 
     def similar(
         self,
@@ -200,10 +213,14 @@ class Client(_Base):
         k: int = 10,
         model: str | None = None,
         version: int | None = None,
+        neighbour_images: bool = False,
     ) -> Neighbours:
-        """Nearest reference images of images, or of embeddings (n, dim) as embed returns."""
+        """Nearest reference images of images, or of embeddings (n, dim) as embed returns;
+        with `neighbour_images`, each neighbour's image when the version's index stores them."""
         body = _similar_body(images, embeddings)
-        return self._call("/similar", body, model, version, k=k)  # type: ignore[no-any-return]
+        return self._call(  # type: ignore[no-any-return]
+            "/similar", body, model, version, k=k, images=neighbour_images or None
+        )
 
     def close(self) -> None:
         self._http.close()
@@ -292,13 +309,28 @@ class AsyncClient(_Base):
         model: str | None = None,
         version: int | None = None,
         top_k: int | None = None,
+        ood_threshold: float | None = None,
     ) -> Classifications:
-        return await self._call("/classify", image_files(images), model, version, top_k=top_k)  # type: ignore[no-any-return]
+        return await self._call(  # type: ignore[no-any-return]
+            "/classify",
+            image_files(images),
+            model,
+            version,
+            top_k=top_k,
+            ood_threshold=ood_threshold,
+        )
 
     async def reconstruct(
-        self, images: Images, *, model: str | None = None, version: int | None = None
+        self,
+        images: Images,
+        *,
+        model: str | None = None,
+        version: int | None = None,
+        ood_threshold: float | None = None,
     ) -> Reconstructions:
-        return await self._call("/reconstruct", image_files(images), model, version)  # type: ignore[no-any-return]
+        return await self._call(  # type: ignore[no-any-return]
+            "/reconstruct", image_files(images), model, version, ood_threshold=ood_threshold
+        )
 
     async def similar(
         self,
@@ -308,9 +340,12 @@ class AsyncClient(_Base):
         k: int = 10,
         model: str | None = None,
         version: int | None = None,
+        neighbour_images: bool = False,
     ) -> Neighbours:
         body = _similar_body(images, embeddings)
-        return await self._call("/similar", body, model, version, k=k)  # type: ignore[no-any-return]
+        return await self._call(  # type: ignore[no-any-return]
+            "/similar", body, model, version, k=k, images=neighbour_images or None
+        )
 
     async def aclose(self) -> None:
         await self._http.aclose()

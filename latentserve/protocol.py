@@ -27,6 +27,7 @@ from latentserve.results import (
     ModelRef,
     Neighbour,
     Prediction,
+    Reconstruction,
 )
 
 NPY = "application/x-npy"
@@ -150,12 +151,36 @@ def parse(endpoint: str, response: httpx.Response) -> tuple[Any, ModelRef]:
     if endpoint == "/classify":
         return [prediction(p) for p in body["predictions"]], ref
     if endpoint == "/reconstruct":
-        rows = body["reconstructions"]
-        images = [
-            np.asarray(Image.open(io.BytesIO(base64.b64decode(r["image_png"])))) for r in rows
-        ]
-        return (images, [r["error"] for r in rows]), ref
-    return [[Neighbour(**n) for n in row] for row in body["neighbours"]], ref
+        return [reconstruction(r) for r in body["reconstructions"]], ref
+    return [[neighbour(n) for n in row] for row in body["neighbours"]], ref
+
+
+# Each reader takes the fields it knows: a newer service may add fields, and must not break
+# the clients already deployed.
+
+
+def _png(b64: str) -> np.ndarray:
+    return np.asarray(Image.open(io.BytesIO(base64.b64decode(b64))))
+
+
+def reconstruction(item: dict[str, Any]) -> Reconstruction:
+    return Reconstruction(
+        image=_png(item["image_png"]),
+        error=item["error"],
+        ood_score=item.get("ood_score"),
+        in_distribution=item.get("in_distribution"),
+    )
+
+
+def neighbour(item: dict[str, Any]) -> Neighbour:
+    image = item.get("image_png")
+    return Neighbour(
+        id=item["id"],
+        distance=item["distance"],
+        label=item.get("label"),
+        class_name=item.get("class_name"),
+        image=None if image is None else _png(image),
+    )
 
 
 def prediction(item: dict[str, Any]) -> Prediction:
@@ -165,7 +190,11 @@ def prediction(item: dict[str, Any]) -> Prediction:
         class_name=item["class_name"],
         confidence=item["confidence"],
         probabilities=np.asarray(item["probabilities"], np.float32),
-        top_k=None if top is None else [ClassScore(**t) for t in top],
+        top_k=None
+        if top is None
+        else [ClassScore(t["label"], t["class_name"], t["confidence"]) for t in top],
+        ood_score=item.get("ood_score"),
+        in_distribution=item.get("in_distribution"),
     )
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -34,6 +34,11 @@ class Prediction:
     confidence: float
     probabilities: np.ndarray
     top_k: list[ClassScore] | None
+    ood_score: float | None = None
+    """How unlike the model's training images the input is, in [0, 1] (None: the version has
+    no out-of-distribution calibration)."""
+    in_distribution: bool | None = None
+    """False when ood_score is above the threshold (the version's, or ood_threshold=)."""
 
 
 @dataclass(frozen=True)
@@ -47,12 +52,37 @@ class Classifications:
 
 
 @dataclass(frozen=True)
+class Reconstruction:
+    """One image's reconstruction, as the service answers it."""
+
+    image: np.ndarray
+    error: float
+    ood_score: float | None
+    in_distribution: bool | None
+
+
+@dataclass(frozen=True)
 class Reconstructions:
     images: np.ndarray
     """uint8 (n, 28, 28): the decoder's reconstructions."""
     errors: np.ndarray
     """float (n,): mean squared error against each input on the 0-1 scale."""
     model: ModelRef
+    ood_scores: np.ndarray | None = None
+    """float (n,) in [0, 1], as Prediction.ood_score; None for a version without calibration."""
+    in_distribution: np.ndarray | None = None
+    """bool (n,), as Prediction.in_distribution; None for a version without calibration."""
+
+    @classmethod
+    def of(cls, rows: list[Reconstruction], model: ModelRef) -> Reconstructions:
+        calibrated = all(r.ood_score is not None for r in rows)
+        return cls(
+            images=np.stack([r.image for r in rows]),
+            errors=np.asarray([r.error for r in rows]),
+            model=model,
+            ood_scores=np.asarray([r.ood_score for r in rows]) if calibrated else None,
+            in_distribution=np.asarray([r.in_distribution for r in rows]) if calibrated else None,
+        )
 
 
 @dataclass(frozen=True)
@@ -61,6 +91,9 @@ class Neighbour:
     distance: float
     label: int | None
     class_name: str | None
+    image: np.ndarray | None = field(default=None, compare=False)
+    """uint8 (28, 28): the reference image, with neighbour_images=True when the index stores
+    them."""
 
 
 @dataclass(frozen=True)

@@ -40,6 +40,8 @@ FASHION_CLASSES = (
 )
 DIGIT_CLASSES = tuple(str(d) for d in range(10))
 CLASS_NAMES = {"fashion-mnist": FASHION_CLASSES, "mnist": DIGIT_CLASSES}
+# What one image shows, for people reading answers ("this does not look like a ...").
+ITEM = {"fashion-mnist": "clothing item", "mnist": "handwritten digit"}
 # How each dataset framed its images; the service fits uploads the same way. MNIST digits
 # were scaled into a 20x20 box and centred by centre of mass; Fashion-MNIST fills the frame.
 FRAMING = {

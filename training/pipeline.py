@@ -22,7 +22,7 @@ from app.repository import (
     signatures,
 )
 from training import figures
-from training.datasets import FRAMING, Dataset
+from training.datasets import FRAMING, ITEM, Dataset
 from training.evaluate import evaluate
 from training.export import export_repository, load_encoder
 from training.label_curve import DEFAULT_LABELS, DEFAULT_SEEDS, label_curve
@@ -67,6 +67,7 @@ def describe(dataset: Dataset, config: TrainConfig, metrics: dict[str, Any]) -> 
             split=dataset.split,
             train_images=len(dataset.x_train),
             test_images=len(dataset.x_test),
+            item=ITEM.get(dataset.name),
         ),
         class_names=list(dataset.class_names),
         input=InputSpec.model_validate(FRAMING[dataset.name]),

@@ -31,6 +31,8 @@ from latentserve import (
     VersionNotFound,
 )
 from latentserve.inputs import png
+from latentserve.protocol import parse
+from latentserve.results import ModelRef
 from tests.app.conftest import digit_like, serve, wait_ready
 
 IMAGES = np.stack([digit_like(i) for i in range(20)])  # over max_images (8): three chunks
@@ -83,6 +85,51 @@ def test_classify_reconstruct_and_similar(base_url: str, direct: ModelVersion) -
     assert rebuilt.errors.shape == (10,)
     assert [len(row) for row in by_image.neighbours] == [4] * 10
     assert by_vector.neighbours == by_image.neighbours
+    # the out-of-distribution verdicts, as the model version itself scores the images
+    scores = direct.run("classify", np.stack(IMAGES[:10])).require("ood_score")
+    got = [p.ood_score for p in classes.predictions[:10]]
+    np.testing.assert_allclose(got, scores, atol=1e-6)
+    np.testing.assert_allclose(rebuilt.ood_scores, scores, atol=1e-6)  # type: ignore[arg-type]
+    assert rebuilt.in_distribution.tolist() == [s <= 0.99 for s in scores]  # type: ignore[union-attr]
+
+
+def test_thresholds_and_neighbour_images(base_url: str) -> None:
+    with Client(base_url) as client:
+        strict = client.classify(IMAGES[:4], model="mnist", ood_threshold=0.0)
+        rebuilt = client.reconstruct(IMAGES[:4], model="mnist", ood_threshold=1.0)
+        found = client.similar(IMAGES[:2], model="mnist", k=3, neighbour_images=True)
+        plain = client.similar(IMAGES[:2], model="mnist", k=3)
+    assert [p.in_distribution for p in strict.predictions] == [
+        p.ood_score == 0 for p in strict.predictions
+    ]
+    assert rebuilt.in_distribution is not None and rebuilt.in_distribution.all()
+    images = [n.image for row in found.neighbours for n in row]
+    assert all(i is not None and i.shape == (28, 28) and i.dtype == np.uint8 for i in images)
+    assert all(n.image is None for row in plain.neighbours for n in row)
+    assert found.neighbours == plain.neighbours  # same neighbours; images are not compared
+
+
+def test_fields_a_newer_service_adds_are_ignored() -> None:
+    """A client already deployed keeps working when the service grows its answers."""
+    body = {
+        "model": {"name": "m", "version": 3, "tag": "new"},
+        "predictions": [
+            {
+                "label": 1,
+                "class_name": "1",
+                "confidence": 0.9,
+                "probabilities": [0.1, 0.9],
+                "top_k": [{"label": 1, "class_name": "1", "confidence": 0.9, "rank": 1}],
+                "calibrated_confidence": 0.8,
+            }
+        ],
+    }
+    rows, ref = parse("/classify", httpx.Response(200, json=body))
+    assert ref == ModelRef("m", 3) and rows[0].label == 1 and rows[0].ood_score is None
+    unknown = {"id": "train/1", "distance": 0.1, "label": None, "class_name": None, "extra": 1}
+    neighbours = {"model": {"name": "m", "version": 3}, "neighbours": [[unknown]]}
+    (row,), _ = parse("/similar", httpx.Response(200, json=neighbours))
+    assert row[0].id == "train/1" and row[0].image is None
 
 
 def test_errors_are_typed_and_name_the_callers_input(base_url: str) -> None:
