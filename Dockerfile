@@ -1,4 +1,3 @@
-# syntax=docker/dockerfile:1
 # Serving image: the FastAPI service and the shipped models, nothing from training/.
 
 FROM python:3.11-slim AS build
@@ -20,8 +19,12 @@ WORKDIR /srv
 COPY app ./app
 # Baked-in models; mount a repository over /srv/models to serve others.
 COPY models ./models
+# HOME on /tmp: TensorFlow and Keras write under it at start, and with a read-only root
+# filesystem (compose's default here) only the tmpfs mounted on /tmp is writable.
 ENV PATH=/opt/venv/bin:$PATH \
+    HOME=/tmp \
     PYTHONUNBUFFERED=1 \
+    PYTHONDONTWRITEBYTECODE=1 \
     TF_CPP_MIN_LOG_LEVEL=2 \
     LATENTSERVE_HOST=0.0.0.0 \
     LATENTSERVE_PORT=8000 \

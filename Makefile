@@ -5,7 +5,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install run test lint datasets browser train-all bench soak clean
+.PHONY: install run test lint datasets browser docker-test train-all bench soak clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -32,6 +32,11 @@ lint: install
 
 test: lint datasets browser
 	$(BIN)/pytest
+
+# Build the image and run it and both compose profiles on a real Docker engine, which this
+# starts and stops itself (needs root; about 6 minutes; see docs/deployment.md).
+docker-test: install datasets
+	PYTEST=$(BIN)/pytest scripts/docker-test.sh
 
 # Retrain both shipped models with the default configuration (about 30 minutes on 2 cores).
 train-all: datasets

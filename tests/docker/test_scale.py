@@ -1,0 +1,104 @@
+"""`docker compose --profile scale`: replicas behind nginx lose no request when one goes."""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+
+import pytest
+
+from tests.docker.engine import Load, Project, answers, docker, healthy, logs, wait_until
+
+PROFILES = ("scale",)
+REPLICAS = 3
+REQUESTS = 2000
+AFTERWARDS = 300  # requests run after the last restart, so the restarted replicas serve again
+
+
+@pytest.fixture(scope="module")
+def proxy(project: Project) -> str:
+    """The proxy's URL once every replica is healthy (compose waits for that)."""
+    project.compose("up", "--detach", "--wait", "proxy", timeout=300)
+    url = f"http://127.0.0.1:{project.env['LATENTSERVE_PROXY_PORT']}"
+    wait_until(lambda: answers(f"{url}/readyz"), 30, "the proxy answers")
+    return url
+
+
+@pytest.fixture(scope="module")
+def replicas(project: Project, proxy: str) -> list[str]:
+    found = project.containers("replica")
+    assert len(found) == REPLICAS
+    return found
+
+
+def classify_url(proxy: str) -> str:
+    return f"{proxy}/classify?model=fashion-mnist"
+
+
+def served(container: str) -> int:
+    """Requests a replica answered, from its own access log."""
+    return len(re.findall(r" /classify 200 ", logs(container)))
+
+
+def peak_rss_mib(container: str) -> float:
+    status = docker("exec", container, "cat", "/proc/1/status")
+    (kib,) = re.findall(r"^VmHWM:\s+(\d+) kB", status, flags=re.M)
+    return round(int(kib) / 1024, 1)
+
+
+def restart(container: str) -> None:
+    docker("stop", container, timeout=60)
+    docker("start", container)
+    wait_until(lambda: healthy(container), 120, f"{container} healthy again")
+
+
+def test_load_spreads_over_every_replica(
+    proxy: str, replicas: list[str], fashion: tuple[list[bytes], list[str]], report: dict
+) -> None:
+    before = {c: served(c) for c in replicas}
+    with Load(classify_url(proxy), fashion[0]) as load:
+        result = load.finish(at_least=300)
+    assert result.failures == []
+    counts = Counter({c: served(c) - before[c] for c in replicas})
+    report["spread"] = sorted(counts.values())
+    # Peak resident memory of each replica's server process after serving: what deploy/k8s
+    # sizes its memory request from.
+    report["replica_peak_rss_mib"] = [peak_rss_mib(c) for c in replicas]
+    assert sum(counts.values()) == result.requests
+    assert min(counts.values()) >= result.requests / REPLICAS / 2, counts
+
+
+def test_a_replica_stopped_and_restarted_loses_nothing(
+    proxy: str, replicas: list[str], fashion: tuple[list[bytes], list[str]], report: dict
+) -> None:
+    with Load(classify_url(proxy), fashion[0]) as load:
+        wait_until(lambda: load.done >= 200, 60, "load under way")
+        restart(replicas[1])
+        result = load.finish(at_least=max(REQUESTS, load.done + AFTERWARDS))
+    report["replica_restart"] = {
+        "requests": result.requests,
+        "failed": len(result.failures),
+        "seconds": round(result.seconds, 1),
+    }
+    assert result.failures == [], result.failures[:5]
+
+
+def test_a_rolling_restart_loses_nothing(
+    proxy: str, replicas: list[str], fashion: tuple[list[bytes], list[str]], report: dict
+) -> None:
+    with Load(classify_url(proxy), fashion[0]) as load:
+        wait_until(lambda: load.done >= 200, 60, "load under way")
+        back = {}
+        for container in replicas:
+            restart(container)  # a restarted replica may come back under a new address
+            back[container] = served(container)
+        result = load.finish(at_least=max(REQUESTS, load.done + AFTERWARDS))
+    report["rolling_restart"] = {
+        "requests": result.requests,
+        "failed": len(result.failures),
+        "seconds": round(result.seconds, 1),
+    }
+    assert result.failures == [], result.failures[:5]
+    assert all(healthy(c) for c in replicas)
+    # ...and the proxy found it there: every replica served again after its restart.
+    assert all(served(c) > back[c] for c in replicas), {c: back[c] for c in replicas}
