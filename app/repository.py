@@ -51,6 +51,11 @@ class DatasetInfo(BaseModel):
     item: str | None = Field(
         default=None, description="what one image shows, e.g. 'handwritten digit'"
     )
+    labels_seen: int | None = Field(
+        default=None,
+        description="labelled training images the classifier learnt from (null: not recorded; "
+        "fewer than train_images: a few-label model, the rest labelled by propagation)",
+    )
 
 
 class TensorSpec(BaseModel):

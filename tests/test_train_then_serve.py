@@ -8,7 +8,9 @@ import sys
 from pathlib import Path
 
 import httpx
+import numpy as np
 import pytest
+from PIL import Image
 
 from app.main import create_app
 from app.repository import RepositoryError
@@ -16,7 +18,7 @@ from app.settings import Settings
 from latentserve.idx import write_idx
 from tests.app.conftest import digit_like, png_bytes, serve, wait_ready
 from tests.conftest import tiny_dataset
-from training.datasets import IDX_FILES
+from training.datasets import IDX_FILES, load_dataset
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -85,3 +87,51 @@ def test_an_explicitly_named_directory_without_versions_still_stops_the_start(
     )
     with pytest.raises(RepositoryError, match="no numbered version directories"):
         app.state.registry.plan()
+
+
+@pytest.fixture(scope="module")
+def folder_repository(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """`python -m training train --images DIR` on a folder of real Fashion-MNIST test images:
+    3 classes of 20 JPEG/PNG files, 5 labels each used, and an unlabelled/ folder."""
+    root = tmp_path_factory.mktemp("folder-train")
+    folder = root / "wardrobe"
+    data = load_dataset("fashion-mnist")
+    for class_name in ("Bag", "Sneaker", "Trouser"):
+        label = data.class_names.index(class_name)
+        (folder / class_name.lower()).mkdir(parents=True)
+        for i in np.flatnonzero(data.y_test == label)[:20]:
+            Image.fromarray(data.x_test[i]).save(folder / class_name.lower() / f"{i}.jpg")
+    (folder / "unlabelled").mkdir()
+    for i in range(2000, 2040):
+        Image.fromarray(data.x_test[i]).save(folder / "unlabelled" / f"{i}.png")
+    out = root / "models"
+    command = [sys.executable, "-m", "training", "train", "--images", str(folder)]
+    command += ["--out", str(out), "--quick", "--labels-per-class", "5"]
+    result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, check=False)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.stdout.strip().endswith(str(out / "wardrobe" / "1"))
+    return out, folder
+
+
+def test_a_model_trained_on_an_image_folder_serves_its_classes(
+    folder_repository: tuple[Path, Path],
+) -> None:
+    out, folder = folder_repository
+    with (
+        serve(create_app(Settings(model_repository=out))) as url,
+        httpx.Client(base_url=url, timeout=30) as client,
+    ):
+        wait_ready(client)
+        (info,) = [m for m in client.get("/models").json()["models"] if m["name"] == "wardrobe"]
+        assert info["class_names"] == ["bag", "sneaker", "trouser"]
+        assert info["dataset"]["labels_seen"] == 15  # 5 per class; the rest propagated
+        sneaker = sorted((folder / "sneaker").iterdir())[0].read_bytes()
+        response = client.post(
+            "/classify?model=wardrobe&top_k=3",
+            content=sneaker,
+            headers={"content-type": "image/jpeg"},
+        )
+    assert response.status_code == 200, response.text
+    prediction = response.json()["predictions"][0]
+    assert len(prediction["probabilities"]) == 3
+    assert {c["class_name"] for c in prediction["top_k"]} == {"bag", "sneaker", "trouser"}

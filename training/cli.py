@@ -10,7 +10,14 @@ from pathlib import Path
 from typing import get_args
 
 from app.repository import read_manifest
-from training.datasets import CLASS_NAMES, DEFAULT_CACHE_DIR, DatasetError, load_dataset, prepare
+from training.datasets import (
+    CLASS_NAMES,
+    DEFAULT_CACHE_DIR,
+    MIRROR_INVARIANT,
+    DatasetError,
+    load_dataset,
+    prepare,
+)
 from training.models import HeadKind, ModelConfig
 from training.train import TrainConfig
 
@@ -41,6 +48,7 @@ DEFAULTS = {
         fine_tune_epochs=30,
         fine_tune_learning_rate=1e-3,
         fine_tune_shift=2,
+        graph_mirror=MIRROR_INVARIANT["mnist"],
     ),
 }
 QUICK = TrainConfig(
@@ -53,7 +61,16 @@ def _labels(text: str) -> tuple[int | None, ...]:
 
 
 def _data_args(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--dataset", choices=sorted(CLASS_NAMES), required=True)
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("--dataset", choices=sorted(CLASS_NAMES))
+    source.add_argument(
+        "--images",
+        type=Path,
+        metavar="DIR",
+        help="your own images: DIR/<class>/..., optional DIR/unlabelled/ and DIR/test/<class>/ "
+        "(README, 'Training on your own images')",
+    )
+    parser.add_argument("--name", help="model name (default: the dataset's, or DIR's name)")
     parser.add_argument("--data-dir", type=Path, help="directory holding the four IDX files")
     parser.add_argument("--cache-dir", type=Path, default=DEFAULT_CACHE_DIR)
     parser.add_argument(
@@ -103,6 +120,21 @@ def _head_arg(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _mirror_arg(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--graph-mirror",
+        action=argparse.BooleanOptionalAction,
+        help="propagation: treat an image and its mirror image as neighbours (default: yes, "
+        "but not for digits, whose mirror images are other symbols)",
+    )
+
+
+def mirror(args: argparse.Namespace) -> bool:
+    if args.graph_mirror is not None:
+        return bool(args.graph_mirror)
+    return MIRROR_INVARIANT.get(args.dataset, True)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m training", description=__doc__)
     parser.add_argument("-v", "--verbose", action="store_true")
@@ -124,6 +156,21 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--fine-tune", type=int, metavar="EPOCHS", help="0 disables fine-tuning")
     tr.add_argument("--max-train-images", type=int)
     tr.add_argument("--seed", type=int)
+    tr.add_argument(
+        "--encoder-from",
+        type=Path,
+        metavar="MODEL_DIR",
+        help="train only a head on models/<name>/<version>'s encoder (copied unchanged, so its "
+        "embeddings stay the same), e.g. a few-label head",
+    )
+    tr.add_argument(
+        "--no-propagate",
+        dest="propagate",
+        action="store_false",
+        help="with few labels, train the head on the labelled images only instead of "
+        "propagating the labels over the latent kNN graph",
+    )
+    _mirror_arg(tr)
     _index_images_arg(tr)
 
     curve = commands.add_parser("label-curve", help="latents vs raw pixels at few labels")
@@ -132,6 +179,15 @@ def build_parser() -> argparse.ArgumentParser:
     curve.add_argument("--labels", type=_labels, default=(10, 30, 100, None))
     curve.add_argument("--seeds", type=int, default=3)
     _head_arg(curve)
+    _mirror_arg(curve)
+
+    study = commands.add_parser(
+        "propagation-study", help="what the label propagation's graph is built on, measured"
+    )
+    _data_args(study)
+    study.add_argument("--model-dir", type=Path, required=True, help="models/<name>/<version>")
+    study.add_argument("--labels-per-class", type=int, default=10)
+    study.add_argument("--seeds", type=int, default=3)
 
     ix = commands.add_parser(
         "index", help="build (or rebuild) the similarity index of an exported version"
@@ -163,8 +219,16 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def train_config(args: argparse.Namespace) -> TrainConfig:
-    base = QUICK if args.quick else DEFAULTS[args.dataset]
+    base = QUICK if args.quick else DEFAULTS.get(args.dataset, DEFAULTS["fashion-mnist"])
+    if args.encoder_from:
+        base = replace(
+            config_from_manifest(args.encoder_from),
+            fine_tune_epochs=0,
+            encoder_from=args.encoder_from.as_posix(),
+        )
     overrides = {
+        "propagate": args.propagate,
+        "graph_mirror": mirror(args),
         "labels_per_class": args.labels_per_class,
         "ae_epochs": args.ae_epochs,
         "head_epochs": args.head_epochs,
@@ -222,7 +286,12 @@ def main(argv: list[str] | None = None) -> int:
             print(calibrate_existing(args.model_dir, args.data_dir, args.cache_dir, results))
             write_report(results, report)
             return 0
-        dataset = load_dataset(args.dataset, args.data_dir, args.cache_dir, args.source)
+        if args.images:
+            from training.folders import load_image_folder
+
+            dataset = load_image_folder(args.images, args.name)
+        else:
+            dataset = load_dataset(args.dataset, args.data_dir, args.cache_dir, args.source)
     except (DatasetError, ValueError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
@@ -238,9 +307,24 @@ def main(argv: list[str] | None = None) -> int:
             report,
             args.version,
             index_images=args.index_images,
+            name=args.name,
         )
         print(exported)
         print(f"report: {report}", file=sys.stderr)
+        return 0
+    if args.command == "propagation-study":
+        from training.pipeline import run_propagation_study
+
+        print(
+            run_propagation_study(
+                dataset,
+                args.model_dir,
+                config_from_manifest(args.model_dir),
+                *output_paths(args),
+                args.labels_per_class,
+                tuple(range(args.seeds)),
+            )
+        )
         return 0
     from training.pipeline import run_label_curve
 
@@ -248,7 +332,10 @@ def main(argv: list[str] | None = None) -> int:
         run_label_curve(
             dataset,
             args.model_dir,
-            with_head(config_from_manifest(args.model_dir), args.head),
+            replace(
+                with_head(config_from_manifest(args.model_dir), args.head),
+                graph_mirror=mirror(args),
+            ),
             *output_paths(args),
             args.labels,
             tuple(range(args.seeds)),

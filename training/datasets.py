@@ -42,6 +42,8 @@ DIGIT_CLASSES = tuple(str(d) for d in range(10))
 CLASS_NAMES = {"fashion-mnist": FASHION_CLASSES, "mnist": DIGIT_CLASSES}
 # What one image shows, for people reading answers ("this does not look like a ...").
 ITEM = {"fashion-mnist": "clothing item", "mnist": "handwritten digit"}
+# Whether an image's mirror image shows the same class (label propagation uses it).
+MIRROR_INVARIANT = {"fashion-mnist": True, "mnist": False}
 # How each dataset framed its images; the service fits uploads the same way. MNIST digits
 # were scaled into a 20x20 box and centred by centre of mass; Fashion-MNIST fills the frame.
 FRAMING = {

@@ -59,12 +59,15 @@ def export_repository(
     version: int | None = None,
     reference: ReferenceSet | None = None,
     calibration: Calibration | None = None,
+    copied: dict[str, Path] | None = None,
 ) -> Path:
     """Write encoder/decoder/classifier (+ the similarity index over `reference` and the ood
     `calibration`) and the manifest as out/<name>/<version>; return that path.
 
     `manifest` describes the run (training.pipeline.describe); its version, optional parts,
     checksums and time stamp are filled in here, by the export that writes the files.
+    `copied` parts (a head trained on an existing version's encoder) are that version's
+    SavedModels copied byte for byte, so its embeddings stay the same.
     """
     model_dir = out / manifest.name
     model_dir.mkdir(parents=True, exist_ok=True)
@@ -75,7 +78,10 @@ def export_repository(
     staging = model_dir / f".tmp-{version}"
     shutil.rmtree(staging, ignore_errors=True)
     for part in PARTS:
-        export_part(part, models[part], staging / part, manifest)
+        if copied and part in copied:
+            shutil.copytree(copied[part], staging / part)
+        else:
+            export_part(part, models[part], staging / part, manifest)
     if calibration is not None:
         calibration.write(staging)
     exported = manifest.model_copy(
@@ -98,3 +104,10 @@ def load_encoder(version_dir: Path) -> keras.Model:
     layer = keras.layers.TFSMLayer(str(version_dir / "encoder"), call_endpoint="serving_default")
     pixels = keras.Input((IMAGE_SIDE, IMAGE_SIDE), dtype="uint8", name="pixels")
     return keras.Model(pixels, layer(pixels)["latent"])
+
+
+def load_decoder(version_dir: Path, latent_dim: int) -> keras.Model:
+    """The exported decoder SavedModel as a Keras model (latent -> 0-1 reconstruction)."""
+    layer = keras.layers.TFSMLayer(str(version_dir / "decoder"), call_endpoint="serving_default")
+    latent = keras.Input((latent_dim,), name="latent")
+    return keras.Model(latent, layer(latent)["reconstruction"])

@@ -46,14 +46,24 @@ def confusion(matrix: np.ndarray, class_names: Sequence[str], path: Path) -> Non
     plt.close(fig)
 
 
+CURVES = {
+    "latent": "head on latents",
+    "pixels": "head on raw pixels",
+    "latent_propagated": "latents, labels propagated",
+    "pixels_propagated": "raw pixels, labels propagated",
+}
+
+
 def label_curve(rows: Sequence[dict[str, object]], title: str, path: Path) -> None:
     fig, ax = plt.subplots(figsize=(6, 4))
     ticks = [str(r["labels_per_class"]) for r in rows]
-    for kind in ("latent", "pixels"):
+    for kind, label in CURVES.items():
+        if kind not in rows[0]:
+            continue  # curves measured before label propagation existed
         means = [r[kind]["mean"] * 100 for r in rows]  # type: ignore[index]
         stds = [r[kind]["std"] * 100 for r in rows]  # type: ignore[index]
-        label = "autoencoder latents" if kind == "latent" else "raw pixels"
-        ax.errorbar(ticks, means, yerr=stds, marker="o", capsize=3, label=label)
+        style = "--" if kind.endswith("_propagated") else "-"
+        ax.errorbar(ticks, means, yerr=stds, marker="o", capsize=3, label=label, linestyle=style)
     ax.set_xlabel("labelled images per class")
     ax.set_ylabel("test accuracy (%)")
     ax.set_title(title)

@@ -15,7 +15,6 @@ from keras import layers
 
 from app.repository import IMAGE_SIDE
 
-NUM_CLASSES = 10
 POOL_STEPS = 2  # two 2x2 max-pools: 28 -> 14 -> 7
 LATENT_SIDE = IMAGE_SIDE // 2**POOL_STEPS
 HeadKind = Literal["dense", "conv"]
@@ -38,6 +37,8 @@ class ModelConfig:
     """Dropout before the head's hidden and output layers."""
     input_noise: float = 0.0
     """Std of Gaussian noise added to the 0-1 pixels while training the autoencoder."""
+    classes: int = 10
+    """Outputs of the head: the dataset's classes (image folders have any number from 2)."""
 
     @property
     def latent_shape(self) -> tuple[int, int, int]:
@@ -93,7 +94,7 @@ def build_head(
     x = layers.Dense(config.head_units, activation="relu")(x)
     if config.head_dropout:
         x = layers.Dropout(config.head_dropout)(x)
-    probabilities = layers.Dense(NUM_CLASSES, activation="softmax", name="probabilities")(x)
+    probabilities = layers.Dense(config.classes, activation="softmax", name="probabilities")(x)
     return keras.Model(features, probabilities, name="classifier")
 
 

@@ -30,10 +30,24 @@ logger = logging.getLogger(__name__)
 
 
 def training_reference(
-    dataset: Dataset, encoder: Any, test_latents: np.ndarray, keep_images: bool = False
+    dataset: Dataset,
+    encoder: Any,
+    test_latents: np.ndarray,
+    keep_images: bool = False,
+    labelled: bool = True,
 ) -> ReferenceSet:
     """The similarity index's reference set at export: every training image (stored too when
-    `keep_images`: 1.3 MB for 8,000 digits, 26 MB for Fashion-MNIST's 60,000)."""
+    `keep_images`: 1.3 MB for 8,000 digits, 26 MB for Fashion-MNIST's 60,000). Without
+    `labelled` (a model given few labels) the index stores no classes, so neighbours come back
+    unlabelled rather than with labels the model never saw."""
+    if not labelled:
+        return ReferenceSet(
+            latents=embed(encoder, dataset.x_train),
+            labels=None,
+            ids=[f"train/{i}" for i in range(len(dataset.x_train))],
+            source=f"{dataset.name} training images ({dataset.split}), labels not stored",
+            images=dataset.x_train if keep_images else None,
+        )
     return ReferenceSet(
         latents=embed(encoder, dataset.x_train),
         labels=dataset.y_train,
@@ -63,14 +77,19 @@ def calibration(
     manifest: Manifest,
     run: RunModel,
     cache_dir: Path = DEFAULT_CACHE_DIR,
+    head_labels: np.ndarray | None = None,
 ) -> Calibration:
     """Fit on the run's training split, calibrate on its validation split (the split training
-    held out), evaluate on the test split against the other datasets and noise."""
+    held out), evaluate on the test split against the other datasets and noise. `head_labels`:
+    the labels the head learnt from (train.TrainedModels), when not every training label."""
     splits = split_train_val(dataset, config)
+    images, labels = splits.x_train, splits.y_train
+    if head_labels is not None:  # only what the head learnt from, never labels it was not given
+        images, labels = images[head_labels >= 0], head_labels[head_labels >= 0]
     return calibrate(
         manifest,
         run,
-        (splits.x_train, splits.y_train),
+        (images, labels),
         splits.x_val,
         dataset.x_test,
         other_datasets(dataset.name, cache_dir),

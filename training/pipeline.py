@@ -7,9 +7,11 @@ import logging
 import os
 import platform
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+import keras
 import numpy as np
 import tensorflow as tf
 
@@ -24,11 +26,21 @@ from app.repository import (
 from training import figures
 from training.datasets import FRAMING, ITEM, Dataset
 from training.evaluate import evaluate
-from training.export import export_repository, load_encoder
+from training.export import export_repository, load_decoder, load_encoder
+from training.folders import FRAMING as FOLDER_FRAMING
 from training.label_curve import DEFAULT_LABELS, DEFAULT_SEEDS, label_curve
 from training.parts import calibration, keras_runner, training_reference, write_ood_results
+from training.propagation_study import propagation_study
 from training.report import write_report
-from training.train import PREDICT_BATCH, TrainConfig, embed, train
+from training.train import (
+    PREDICT_BATCH,
+    TrainConfig,
+    TrainedModels,
+    embed,
+    split_train_val,
+    train,
+    train_head,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -56,11 +68,17 @@ def _summary(metrics: dict[str, Any]) -> dict[str, Any]:
     return summary
 
 
-def describe(dataset: Dataset, config: TrainConfig, metrics: dict[str, Any]) -> Manifest:
+def describe(
+    dataset: Dataset,
+    config: TrainConfig,
+    metrics: dict[str, Any],
+    name: str | None = None,
+    labels_seen: int | None = None,
+) -> Manifest:
     """The manifest of a run, before export gives it a version, checksums and a time stamp."""
     latent = LatentSpec(shape=list(config.model.latent_shape), dim=config.model.latent_dim)
     return Manifest(
-        name=dataset.name,
+        name=name or dataset.name,
         version=0,
         dataset=DatasetInfo(
             name=dataset.name,
@@ -68,9 +86,10 @@ def describe(dataset: Dataset, config: TrainConfig, metrics: dict[str, Any]) -> 
             train_images=len(dataset.x_train),
             test_images=len(dataset.x_test),
             item=ITEM.get(dataset.name),
+            labels_seen=labels_seen,
         ),
         class_names=list(dataset.class_names),
-        input=InputSpec.model_validate(FRAMING[dataset.name]),
+        input=InputSpec.model_validate(FRAMING.get(dataset.name, FOLDER_FRAMING)),
         latent=latent,
         preprocessing=PREPROCESSING,
         training=config.to_dict(),
@@ -94,6 +113,31 @@ def write_figures(
     figures.latent_map(latents, dataset.y_test, dataset.class_names, folder / "latent_map.png")
 
 
+def train_or_reuse(
+    dataset: Dataset, config: TrainConfig, verbose: int
+) -> tuple[TrainedModels, dict[str, Path]]:
+    """Train everything, or (config.encoder_from) only a head on an exported version's encoder,
+    whose encoder and decoder SavedModels are then copied unchanged."""
+    if not config.encoder_from:
+        return train(dataset, config, verbose=verbose), {}
+    source = Path(config.encoder_from)
+    encoder = load_encoder(source)
+    decoder = load_decoder(source, config.model.latent_dim)
+    keras.utils.set_random_seed(config.seed)
+    fitted = train_head(config, encoder, split_train_val(dataset, config), verbose)
+    trained = TrainedModels(
+        encoder,
+        decoder,
+        fitted.head,
+        None,
+        {"head_s": fitted.seconds},
+        {"head": fitted.history},
+        fitted.labels,
+        fitted.labels_given,
+    )
+    return trained, {part: source / part for part in ("encoder", "decoder")}
+
+
 def train_and_export(
     dataset: Dataset,
     config: TrainConfig,
@@ -103,19 +147,24 @@ def train_and_export(
     version: int | None = None,
     verbose: int = 2,
     index_images: bool = False,
+    name: str | None = None,
 ) -> Path:
     start = time.perf_counter()
-    trained = train(dataset, config, verbose=verbose)
+    config = replace(config, model=replace(config.model, classes=len(dataset.class_names)))
+    trained, copied = train_or_reuse(dataset, config, verbose)
     test_latents = embed(trained.encoder, dataset.x_test)  # one pass, for metrics and figures
     metrics = evaluate(trained, dataset, test_latents)
-    manifest = describe(dataset, config, metrics)
+    manifest = describe(dataset, config, metrics, name, trained.labels_given)
     parts = {"encoder": trained.encoder, "decoder": trained.decoder, "classifier": trained.head}
-    reference = training_reference(dataset, trained.encoder, test_latents, index_images)
+    every_label = config.labels_per_class is None and bool(np.all(dataset.y_train >= 0))
+    reference = training_reference(
+        dataset, trained.encoder, test_latents, index_images, labelled=every_label
+    )
     run = keras_runner(trained.encoder, trained.head, trained.decoder)
-    ood = calibration(dataset, config, manifest, run)
-    exported = export_repository(parts, out, manifest, version, reference, ood)
-    write_ood_results(results_dir, dataset.name, exported, ood)
-    folder = results_dir / dataset.name
+    ood = calibration(dataset, config, manifest, run, head_labels=trained.head_labels)
+    exported = export_repository(parts, out, manifest, version, reference, ood, copied)
+    write_ood_results(results_dir, manifest.name, exported, ood)
+    folder = results_dir / manifest.name
     folder.mkdir(parents=True, exist_ok=True)
     write_figures(dataset, test_latents, trained.decoder, folder, metrics)
     timings = {**trained.timings, "total_s": time.perf_counter() - start}
@@ -154,5 +203,25 @@ def run_label_curve(
     figures.label_curve(
         rows, f"label efficiency, {dataset.name}, {head} head", path.with_suffix(".png")
     )
+    write_report(results_dir, report_path)
+    return path
+
+
+def run_propagation_study(
+    dataset: Dataset,
+    encoder_dir: Path,
+    config: TrainConfig,
+    results_dir: Path,
+    report_path: Path,
+    per_class: int,
+    seeds: tuple[int, ...],
+) -> Path:
+    rows = propagation_study(dataset, load_encoder(encoder_dir), config, per_class, seeds)
+    folder = results_dir / dataset.name
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / "propagation_study.json"
+    record = {"encoder": encoder_dir.as_posix(), "labels_per_class": per_class}
+    record["seeds"] = list(seeds)
+    path.write_text(json.dumps({**record, "rows": rows}, indent=2) + "\n")
     write_report(results_dir, report_path)
     return path

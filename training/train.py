@@ -25,6 +25,7 @@ from training.models import (
     build_encoder,
     build_head,
 )
+from training.propagation import Propagated, graph_vectors, propagate
 
 logger = logging.getLogger(__name__)
 
@@ -46,6 +47,17 @@ class TrainConfig:
     fine_tune_shift: int = 0
     """Fine-tuning only: shift each training image by up to this many pixels (augmentation)."""
     labels_per_class: int | None = None  # None: every training label
+    propagate: bool = True
+    """When some training images have no label (few labels, or an unlabelled/ folder): propagate
+    the labels over a kNN graph of the latents and train the head on every training image,
+    weighted by confidence (training/propagation.py). False: the head sees labelled ones only."""
+    graph_mirror: bool = True
+    """Propagation: an image is near its mirror image in the graph (right for clothing)."""
+    encoder_from: str | None = None
+    """models/<name>/<version> whose encoder and decoder were reused (only the head trained)."""
+    propagated_epochs: int = 15
+    """Propagation: epochs of the head over every training image (no early stopping: the
+    labelled validation images are as scarce as the labels)."""
     validation_fraction: float = 0.1
     patience: int = 3
     max_train_images: int | None = None  # cap for quick runs and tests
@@ -63,6 +75,10 @@ class TrainedModels:
     fine_tuned: keras.Model | None
     timings: dict[str, float]
     history: dict[str, dict[str, list[float]]]
+    head_labels: np.ndarray | None = None
+    """The label of every training image the head learnt from (given or propagated); -1 where
+    it saw none. Calibration and the similarity index use these, never labels it was not given."""
+    labels_given: int = 0
 
 
 @dataclass(frozen=True)
@@ -88,13 +104,14 @@ def split_train_val(dataset: Dataset, config: TrainConfig) -> Splits:
 
 
 def per_class_subset(labels: np.ndarray, per_class: int | None, seed: int) -> np.ndarray:
-    """Indices of `per_class` random examples of each class (all indices when None)."""
+    """Indices of `per_class` random labelled examples of each class (every labelled index when
+    None); label -1 marks an unlabelled image."""
     if per_class is None:
-        return np.arange(len(labels))
+        return np.flatnonzero(labels >= 0)
     rng = np.random.default_rng(seed)
     picks = [
         rng.choice(np.flatnonzero(labels == c), min(per_class, int(np.sum(labels == c))), False)
-        for c in np.unique(labels)
+        for c in np.unique(labels[labels >= 0])
     ]
     return np.sort(np.concatenate(picks))
 
@@ -129,7 +146,7 @@ def train_autoencoder(
 def fit_head(
     config: TrainConfig,
     features: tuple[np.ndarray, np.ndarray],
-    validation: tuple[np.ndarray, np.ndarray],
+    validation: tuple[np.ndarray, np.ndarray] | None,
     feature_shape: tuple[int, int, int] | None = None,
     verbose: int = 0,
 ) -> tuple[keras.Model, dict[str, list[float]]]:
@@ -152,6 +169,49 @@ def fit_head(
         batch_size=batch_size,
         epochs=config.head_epochs,
         callbacks=[early_stopping(config.patience * 2)],
+        verbose=verbose,
+    )
+    return head, history.history
+
+
+def few_label_targets(
+    config: TrainConfig,
+    encoder: keras.Model,
+    images: np.ndarray,
+    labels: np.ndarray,
+    labelled: np.ndarray,
+) -> tuple[np.ndarray, Propagated]:
+    """Latents of every training image, and labels for all of them propagated from `labelled`."""
+    latents = embed(encoder, images)
+    mirrored = None
+    if config.graph_mirror:
+        mirrored = embed(encoder, np.ascontiguousarray(images[:, :, ::-1]))
+    vectors = graph_vectors(latents, mirrored)
+    return latents, propagate(vectors, labelled, labels[labelled], config.model.classes)
+
+
+def fit_propagated_head(
+    config: TrainConfig,
+    features: np.ndarray,
+    targets: Propagated,
+    validation: tuple[np.ndarray, np.ndarray] | None,
+    feature_shape: tuple[int, int, int] | None = None,
+    verbose: int = 0,
+) -> tuple[keras.Model, dict[str, list[float]]]:
+    """A fresh head on every training image's features, with the propagated labels."""
+    head = build_head(config.model, feature_shape)
+    head.compile(
+        optimizer=keras.optimizers.Adam(config.learning_rate),
+        loss="sparse_categorical_crossentropy",
+        metrics=["accuracy"],
+    )
+    history = head.fit(
+        features,
+        targets.labels,
+        sample_weight=targets.weights,
+        validation_data=validation,
+        batch_size=2 * config.batch_size,
+        epochs=config.propagated_epochs,
         verbose=verbose,
     )
     return head, history.history
@@ -238,18 +298,11 @@ def train(dataset: Dataset, config: TrainConfig, verbose: int = 2) -> TrainedMod
     encoder, decoder, history["autoencoder"] = train_autoencoder(config, splits, verbose)
     timings["autoencoder_s"] = time.perf_counter() - start
 
+    fitted = train_head(config, encoder, splits, verbose)
+    head, history["head"], timings["head_s"] = fitted.head, fitted.history, fitted.seconds
     train_idx, val_idx = labelled_split(config, splits, config.seed)
     labelled = (splits.x_train[train_idx], splits.y_train[train_idx])
     validation = (splits.x_val[val_idx], splits.y_val[val_idx])
-    logger.info("head: %d labelled images, %d for validation", len(train_idx), len(val_idx))
-    start = time.perf_counter()
-    head, history["head"] = fit_head(
-        config,
-        (embed(encoder, labelled[0]), labelled[1]),
-        (embed(encoder, validation[0]), validation[1]),
-        verbose=verbose,
-    )
-    timings["head_s"] = time.perf_counter() - start
 
     fine_tuned = None
     if config.fine_tune_epochs:
@@ -259,4 +312,44 @@ def train(dataset: Dataset, config: TrainConfig, verbose: int = 2) -> TrainedMod
             config, encoder, head, labelled, validation, verbose
         )
         timings["fine_tune_s"] = time.perf_counter() - start
-    return TrainedModels(encoder, decoder, head, fine_tuned, timings, history)
+    return TrainedModels(
+        encoder, decoder, head, fine_tuned, timings, history, fitted.labels, fitted.labels_given
+    )
+
+
+@dataclass(frozen=True)
+class FittedHead:
+    head: keras.Model
+    history: dict[str, list[float]]
+    labels: np.ndarray
+    """The label of each training image the head learnt from (given or propagated; -1: none)."""
+    labels_given: int
+    """Labelled training images the head was given."""
+    seconds: float
+
+
+def train_head(
+    config: TrainConfig, encoder: keras.Model, splits: Splits, verbose: int = 0
+) -> FittedHead:
+    """The head on the encoder's latents: on the labelled images, or, when some training images
+    have no label and `config.propagate`, on every image with propagated labels."""
+    start = time.perf_counter()
+    train_idx, val_idx = labelled_split(config, splits, config.seed)
+    validation: tuple[np.ndarray, np.ndarray] | None = None
+    if len(val_idx):  # an image folder with few labels may leave none for validation
+        validation = (embed(encoder, splits.x_val[val_idx]), splits.y_val[val_idx])
+    head_labels = np.full(len(splits.y_train), -1)
+    if config.propagate and len(train_idx) < len(splits.y_train):
+        logger.info("head: %d labelled images, propagated to %d", len(train_idx), len(head_labels))
+        latents, targets = few_label_targets(
+            config, encoder, splits.x_train, splits.y_train, train_idx
+        )
+        head, history = fit_propagated_head(config, latents, targets, validation, verbose=verbose)
+        head_labels = targets.labels
+    else:
+        logger.info("head: %d labelled images, %d for validation", len(train_idx), len(val_idx))
+        labelled = (embed(encoder, splits.x_train[train_idx]), splits.y_train[train_idx])
+        head, history = fit_head(config, labelled, validation, verbose=verbose)
+        head_labels[train_idx] = splits.y_train[train_idx]
+    seconds = time.perf_counter() - start
+    return FittedHead(head, history, head_labels, len(train_idx), seconds)

@@ -27,6 +27,29 @@ def test_defaults_are_per_dataset_and_flags_override_them() -> None:
     dense = train_config(parse("train", "--dataset", "mnist", "--head", "dense"))
     assert dense.model.head == "dense" and DEFAULTS["mnist"].model.head == "conv"
     assert dense.model.filters == DEFAULTS["mnist"].model.filters
+    # Propagation's mirror graph: on for clothing, off for digits, and either by flag.
+    assert not DEFAULTS["mnist"].graph_mirror and DEFAULTS["fashion-mnist"].graph_mirror
+    mirrored = train_config(parse("train", "--dataset", "mnist", "--graph-mirror"))
+    assert mirrored.graph_mirror and mirrored.propagate
+    plain = train_config(parse("train", "--dataset", "fashion-mnist", "--no-propagate"))
+    assert not plain.propagate
+
+
+def test_a_head_on_an_existing_encoder_takes_its_configuration() -> None:
+    source = Path("models/fashion-mnist/4")
+    config = train_config(
+        parse("train", "--dataset", "fashion-mnist", "--encoder-from", str(source))
+    )
+    assert config.encoder_from == source.as_posix() and config.fine_tune_epochs == 0
+    assert config.model.filters == DEFAULTS["fashion-mnist"].model.filters
+
+
+def test_an_image_folder_or_a_dataset_not_both(capsys: pytest.CaptureFixture[str]) -> None:
+    assert parse("train", "--images", "some/dir").images == Path("some/dir")
+    with pytest.raises(SystemExit):
+        parse("train", "--images", "some/dir", "--dataset", "mnist")
+    assert main(["train", "--images", "/nonexistent/folder"]) == 2
+    assert "not a folder" in capsys.readouterr().err
 
 
 def test_results_go_to_docs_only_for_the_shipped_repository(tmp_path: Path) -> None:

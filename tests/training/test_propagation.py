@@ -1,0 +1,55 @@
+"""Label propagation: a few labels reach whole clusters; real latents of real images."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from training.propagation import balance, graph_vectors, knn_graph, propagate
+from training.train import per_class_subset
+
+
+def clusters(per_cluster: int = 300, dims: int = 40, seed: int = 0) -> tuple[np.ndarray, ...]:
+    rng = np.random.default_rng(seed)
+    centres = rng.normal(0, 1, (4, dims)) * 3
+    labels = np.repeat(np.arange(4), per_cluster)
+    return centres[labels] + rng.normal(0, 1, (len(labels), dims)), labels
+
+
+def test_two_labels_per_cluster_label_the_whole_cluster() -> None:
+    points, labels = clusters()
+    labelled = per_class_subset(labels, 2, seed=0)
+    unit = points / np.linalg.norm(points, axis=1, keepdims=True)
+    found = propagate(unit, labelled, labels[labelled], classes=4)
+    assert np.mean(found.labels == labels) > 0.97
+    assert np.array_equal(found.labels[labelled], labels[labelled])
+    assert found.weights.min() >= 0 and found.weights.max() <= 1
+    assert np.all(found.weights[labelled] == 1)
+    wrong = found.labels != labels
+    if wrong.any():  # what propagation gets wrong, it is less sure of
+        assert found.weights[wrong].mean() < found.weights[~wrong].mean()
+
+
+def test_the_graph_is_symmetric_and_sparse() -> None:
+    points, _ = clusters(per_cluster=50)
+    graph = knn_graph(graph_vectors(points), k=5)
+    assert (graph != graph.T).nnz == 0
+    assert graph.diagonal().sum() == 0
+    assert graph.getnnz(axis=1).min() >= 5 and graph.getnnz(axis=1).max() < 50
+
+
+def test_balance_evens_out_a_skewed_class() -> None:
+    rng = np.random.default_rng(0)
+    scores = rng.random((1000, 2))
+    scores[:, 0] += 0.3  # class 0 wins almost everywhere
+    before = np.bincount(scores.argmax(axis=1), minlength=2)
+    after = np.bincount(balance(scores, np.array([0.5, 0.5])).argmax(axis=1), minlength=2)
+    assert before[0] > 700 and abs(after[0] - 500) < 30
+
+
+def test_a_mirror_image_is_its_own_neighbour() -> None:
+    rng = np.random.default_rng(1)
+    images = rng.random((200, 16))
+    both = np.concatenate([images, images[:, ::-1]])  # every image and its mirror image
+    vectors = graph_vectors(both, both[:, ::-1].copy())
+    assert np.allclose(np.linalg.norm(vectors, axis=1), 1, atol=1e-5)
+    assert np.allclose(vectors[:200], vectors[200:], atol=1e-4)  # one point for the pair
