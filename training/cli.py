@@ -152,6 +152,13 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--labels-per-class", type=int, help="labelled images per class for the head")
     _head_arg(tr)
     tr.add_argument("--ae-epochs", type=int)
+    tr.add_argument(
+        "--input-mask",
+        type=float,
+        metavar="SHARE",
+        help="blank this share of 4x4 input patches while training the autoencoder "
+        "(masked autoencoding; an experiment, docs/experiments.md)",
+    )
     tr.add_argument("--head-epochs", type=int)
     tr.add_argument("--fine-tune", type=int, metavar="EPOCHS", help="0 disables fine-tuning")
     tr.add_argument("--max-train-images", type=int)
@@ -238,6 +245,8 @@ def train_config(args: argparse.Namespace) -> TrainConfig:
     }
     fields = base.to_dict() | {k: v for k, v in overrides.items() if v is not None}
     fields["model"] = base.model
+    if getattr(args, "input_mask", None) is not None:
+        fields["model"] = replace(base.model, input_mask=args.input_mask)
     return with_head(TrainConfig(**fields), args.head)  # type: ignore[arg-type]
 
 

@@ -11,7 +11,7 @@ from math import prod
 from typing import Literal
 
 import keras
-from keras import layers
+from keras import layers, ops
 
 from app.repository import IMAGE_SIDE
 
@@ -37,6 +37,9 @@ class ModelConfig:
     """Dropout before the head's hidden and output layers."""
     input_noise: float = 0.0
     """Std of Gaussian noise added to the 0-1 pixels while training the autoencoder."""
+    input_mask: float = 0.0
+    """Share of 4x4 patches blanked in the autoencoder's input while training (masked
+    autoencoding: the decoder still reconstructs the whole image)."""
     classes: int = 10
     """Outputs of the head: the dataset's classes (image folders have any number from 2)."""
 
@@ -53,12 +56,38 @@ class ModelConfig:
         return asdict(self)
 
 
+MASK_PATCH = 4
+
+
+class PatchMask(layers.Layer):
+    """Blank a random share of the image's MASK_PATCH x MASK_PATCH patches, only in training."""
+
+    def __init__(self, rate: float, **kwargs: object) -> None:
+        super().__init__(**kwargs)
+        self.rate = rate
+        self.seed_generator = keras.random.SeedGenerator(0)
+
+    def call(self, x: object, training: bool = False) -> object:
+        if not training:
+            return x
+        cells = IMAGE_SIDE // MASK_PATCH
+        draw = keras.random.uniform((ops.shape(x)[0], cells, cells, 1), seed=self.seed_generator)
+        keep = ops.cast(draw >= self.rate, "float32")
+        keep = ops.repeat(ops.repeat(keep, MASK_PATCH, axis=1), MASK_PATCH, axis=2)
+        return x * keep  # type: ignore[operator]
+
+    def get_config(self) -> dict[str, object]:
+        return {**super().get_config(), "rate": self.rate}
+
+
 def build_encoder(config: ModelConfig) -> keras.Model:
     pixels = keras.Input((IMAGE_SIDE, IMAGE_SIDE), dtype="uint8", name="pixels")
     x = layers.Rescaling(1.0 / 255)(pixels)
     x = layers.Reshape((IMAGE_SIDE, IMAGE_SIDE, 1))(x)
     if config.input_noise:
         x = layers.GaussianNoise(config.input_noise)(x)  # active only while training
+    if config.input_mask:
+        x = PatchMask(config.input_mask)(x)  # active only while training
     for channels in config.filters:
         x = layers.Conv2D(channels, 3, padding="same", activation="relu")(x)
         x = layers.MaxPooling2D(2)(x)

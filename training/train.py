@@ -232,7 +232,7 @@ def fine_tune(
     cosine-decaying learning rate (1e-3) reached 98.85% where a constant 2e-4 without shifts
     reached 98.25%, both after 30 epochs (docs/experiments.md).
     """
-    encoder_copy = build_encoder(replace(config.model, input_noise=0.0))
+    encoder_copy = build_encoder(replace(config.model, input_noise=0.0, input_mask=0.0))
     head_copy = keras.models.clone_model(head)
     encoder_copy.set_weights(encoder.get_weights())
     head_copy.set_weights(head.get_weights())
