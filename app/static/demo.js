@@ -315,9 +315,12 @@ function showNeighbours(neighbours) {
   const title = $("neighbours-title");
   title.hidden = !neighbours;
   const pictures = (neighbours || []).some((n) => n.image_png);
+  const classes = (neighbours || []).some((n) => n.class_name);
   title.textContent = pictures
     ? "Nearest training images"
-    : "Nearest training images (this version's index stores their classes, not the images)";
+    : classes
+      ? "Nearest training images (this version's index stores their classes, not the images)"
+      : "Nearest training images, by id (this version's index stores neither images nor classes)";
   $("neighbours").replaceChildren(
     ...(neighbours || []).map((n) => {
       const item = document.createElement("li");

@@ -143,6 +143,20 @@ def test_an_uploaded_fashion_image_gets_its_class(
     shot(page, "ankle-boot")
 
 
+def test_the_few_label_model_answers_and_its_neighbours_go_by_id(
+    page: Page, shipped: str, ankle_boot: Path
+) -> None:
+    page.goto(shipped)
+    pick(page, "fashion-mnist-10")  # saw 10 labels per class: its index stores no classes
+    page.set_input_files("#file", str(ankle_boot))
+    expect(page.locator("#bars li .name").first).to_have_text(
+        "Ankle boot", timeout=ANSWER_TIMEOUT_MS
+    )
+    expect(page.locator("#neighbours li")).to_have_count(8)
+    assert page.locator("#neighbours li").first.inner_text().startswith("train/")
+    expect(page.locator("#neighbours-title")).to_contain_text("neither images nor classes")
+
+
 def test_an_image_of_the_other_kind_is_called_out(
     page: Page, shipped: str, ankle_boot: Path
 ) -> None:
