@@ -245,7 +245,7 @@ def train_config(args: argparse.Namespace) -> TrainConfig:
     }
     fields = base.to_dict() | {k: v for k, v in overrides.items() if v is not None}
     fields["model"] = base.model
-    if getattr(args, "input_mask", None) is not None:
+    if args.input_mask is not None:
         fields["model"] = replace(base.model, input_mask=args.input_mask)
     return with_head(TrainConfig(**fields), args.head)  # type: ignore[arg-type]
 

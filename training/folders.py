@@ -16,11 +16,9 @@ from pathlib import Path
 
 import numpy as np
 
-from app.errors import InvalidImage
-from app.images import ImageOptions, decode_image
 from app.similarity import UNLABELLED
 from training.datasets import Dataset, DatasetError
-from training.index import IMAGE_SUFFIXES, MAX_FOLDER_IMAGE_PIXELS
+from training.index import frame_images, image_paths
 
 UNLABELLED_DIR = "unlabelled"
 TEST_DIR = "test"
@@ -29,18 +27,14 @@ FRAMING = {"fit_box": 28, "centre_of_mass": False}  # fill the frame, as Fashion
 
 
 def _images_in(folder: Path) -> list[Path]:
-    return sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
+    return image_paths(folder) if folder.is_dir() else []
 
 
 def _read(paths: list[Path]) -> np.ndarray:
-    options = ImageOptions(max_pixels=MAX_FOLDER_IMAGE_PIXELS, **FRAMING)  # type: ignore[arg-type]
-    images = []
-    for index, path in enumerate(paths):
-        try:
-            images.append(decode_image(path.read_bytes(), options, index))
-        except (OSError, InvalidImage) as err:
-            raise DatasetError(f"{path}: {getattr(err, 'message', err)}") from None
-    return np.stack(images) if images else np.zeros((0, 28, 28), np.uint8)
+    try:
+        return frame_images(paths, FRAMING["fit_box"], bool(FRAMING["centre_of_mass"]))
+    except ValueError as err:  # names the file
+        raise DatasetError(str(err)) from None
 
 
 def _classes(folder: Path) -> tuple[str, ...]:
@@ -88,7 +82,7 @@ def load_image_folder(folder: Path, name: str | None = None, seed: int = 0) -> D
         keep = np.setdiff1d(np.arange(len(y)), test)
         x_test, y_test, x, y = x[test], y[test], x[keep], y[keep]
         split = f"image folder {folder}, {TEST_FRACTION:.0%} of each class held out for test"
-    unlabelled = _read(_images_in(folder / UNLABELLED_DIR))
+    unlabelled = _read(_images_in(folder / UNLABELLED_DIR))  # none: an empty array
     if len(unlabelled):
         x = np.concatenate([x, unlabelled])
         y = np.concatenate([y, np.full(len(unlabelled), UNLABELLED)])

@@ -89,27 +89,37 @@ def write_index(version_dir: Path, reference: ReferenceSet) -> IndexSpec:
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".gif", ".webp", ".bmp", ".tif", ".tiff", ".pgm"}
 
 
+def image_paths(folder: Path) -> list[Path]:
+    """Every image file under `folder`, recursively, in a stable order."""
+    return sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
+
+
+def frame_images(paths: list[Path], fit_box: int, centre_of_mass: bool) -> np.ndarray:
+    """The files at `paths` as uint8 (n, 28, 28), framed exactly as the service frames uploads
+    (app.images.decode_image); a file that cannot be read is a ValueError naming it."""
+    options = ImageOptions(
+        max_pixels=MAX_FOLDER_IMAGE_PIXELS, fit_box=fit_box, centre_of_mass=centre_of_mass
+    )
+    images = []
+    for index, path in enumerate(paths):
+        try:
+            images.append(decode_image(path.read_bytes(), options, index))
+        except (OSError, InvalidImage) as err:
+            raise ValueError(f"{path}: {getattr(err, 'message', err)}") from None
+    return np.stack(images) if images else np.zeros((0, 28, 28), np.uint8)
+
+
 def folder_images(
     folder: Path, manifest: Manifest
 ) -> tuple[np.ndarray, np.ndarray | None, list[str]]:
     """Every image under `folder` (recursively), framed as the service frames uploads; labels
     from the sub-folder names that are class names (others: unlabelled); ids are the paths
     relative to `folder`."""
-    spec = manifest.input
-    options = ImageOptions(
-        max_pixels=MAX_FOLDER_IMAGE_PIXELS, fit_box=spec.fit_box, centre_of_mass=spec.centre_of_mass
-    )
-    paths = sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
+    paths = image_paths(folder)
     if not paths:
         raise ValueError(f"{folder}: no images ({', '.join(sorted(IMAGE_SUFFIXES))})")
-    images, labels = [], []
+    images = frame_images(paths, manifest.input.fit_box, manifest.input.centre_of_mass)
     classes = {name: label for label, name in enumerate(manifest.class_names)}
-    for index, path in enumerate(paths):
-        try:
-            images.append(decode_image(path.read_bytes(), options, index))
-        except (OSError, InvalidImage) as err:
-            raise ValueError(f"{path}: {getattr(err, 'message', err)}") from None
-        labels.append(classes.get(path.parent.name, UNLABELLED))
+    known = np.asarray([classes.get(path.parent.name, UNLABELLED) for path in paths])
     ids = [p.relative_to(folder).as_posix() for p in paths]
-    known = np.asarray(labels)
-    return np.stack(images), None if (known == UNLABELLED).all() else known, ids
+    return images, None if (known == UNLABELLED).all() else known, ids

@@ -19,7 +19,7 @@ import numpy as np
 from app.repository import IMAGE_SIDE
 from training.datasets import Dataset
 from training.evaluate import predict_classes
-from training.propagation import graph_vectors, propagate
+from training.propagation import graph_vectors, mirrored, propagate
 from training.train import (
     TrainConfig,
     embed,
@@ -37,10 +37,6 @@ DEFAULT_SEEDS = (0, 1, 2)
 
 def flat_pixels(images: np.ndarray) -> np.ndarray:
     return images.reshape(len(images), -1).astype("float32") / 255.0
-
-
-def mirrored(images: np.ndarray) -> np.ndarray:
-    return np.ascontiguousarray(images[:, :, ::-1])
 
 
 def summary(accuracies: list[float]) -> dict[str, object]:

@@ -40,20 +40,13 @@ def training_reference(
     `keep_images`: 1.3 MB for 8,000 digits, 26 MB for Fashion-MNIST's 60,000). Without
     `labelled` (a model given few labels) the index stores no classes, so neighbours come back
     unlabelled rather than with labels the model never saw."""
-    if not labelled:
-        return ReferenceSet(
-            latents=embed(encoder, dataset.x_train),
-            labels=None,
-            ids=[f"train/{i}" for i in range(len(dataset.x_train))],
-            source=f"{dataset.name} training images ({dataset.split}), labels not stored",
-            images=dataset.x_train if keep_images else None,
-        )
     return ReferenceSet(
         latents=embed(encoder, dataset.x_train),
-        labels=dataset.y_train,
+        labels=dataset.y_train if labelled else None,
         ids=[f"train/{i}" for i in range(len(dataset.x_train))],
-        source=f"{dataset.name} training images ({dataset.split})",
-        test=(test_latents, dataset.y_test),
+        source=f"{dataset.name} training images ({dataset.split})"
+        + ("" if labelled else ", labels not stored"),
+        test=(test_latents, dataset.y_test) if labelled else None,
         images=dataset.x_train if keep_images else None,
     )
 

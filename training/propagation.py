@@ -45,6 +45,11 @@ class Propagated:
     weights: np.ndarray
 
 
+def mirrored(images: np.ndarray) -> np.ndarray:
+    """Images (n, h, w) flipped left to right."""
+    return np.ascontiguousarray(images[:, :, ::-1])
+
+
 def graph_vectors(
     latents: np.ndarray, mirrored: np.ndarray | None = None, dims: int = GRAPH_DIMS
 ) -> np.ndarray:
@@ -61,9 +66,10 @@ def graph_vectors(
 def knn_graph(vectors: np.ndarray, k: int = NEIGHBOURS) -> sp.csr_matrix:
     """Symmetric weights exp(-4 (d / d_k)^2) to each image's k nearest neighbours by cosine,
     d_k being the distance to its k-th (self-tuning, as in Calder et al.)."""
+    vectors = np.ascontiguousarray(vectors, np.float32)
     index = Index(ndim=vectors.shape[1], metric="cos", dtype="f32")
-    index.add(np.arange(len(vectors)), np.ascontiguousarray(vectors, np.float32))
-    found = index.search(np.ascontiguousarray(vectors, np.float32), k + 1)
+    index.add(np.arange(len(vectors)), vectors)
+    found = index.search(vectors, k + 1)
     keys, distances = found.keys[:, 1:].astype(np.int64), found.distances[:, 1:]  # not itself
     scale = np.maximum(distances[:, -1:], 1e-9)
     weights = np.exp(-4 * (distances / scale) ** 2)

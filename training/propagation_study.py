@@ -13,8 +13,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from training.datasets import Dataset
-from training.label_curve import flat_pixels, mirrored
-from training.propagation import GRAPH_DIMS, NEIGHBOURS, graph_vectors, propagate
+from training.label_curve import flat_pixels
+from training.propagation import GRAPH_DIMS, NEIGHBOURS, graph_vectors, mirrored, propagate
 from training.train import TrainConfig, embed, per_class_subset, split_train_val
 
 logger = logging.getLogger(__name__)

@@ -97,6 +97,16 @@ def _dataset_section(name: str, metrics: dict[str, Any], folder: str) -> list[st
 PIXELS_AS = {"conv": "as a 28×28×1 image", "dense": "flattened, 784 values"}
 
 
+def _versus(row: dict[str, Any], latent_key: str, pixels_key: str) -> str:
+    """A label-curve table row: latents and pixels (mean ± std) and their difference."""
+    latent, pixels = row[latent_key], row[pixels_key]
+    return (
+        f"| {row['labels_per_class']} | {_pct(latent['mean'])} ± {latent['std'] * 100:.2f} "
+        f"| {_pct(pixels['mean'])} ± {pixels['std'] * 100:.2f} "
+        f"| {(latent['mean'] - pixels['mean']) * 100:+.2f} points |"
+    )
+
+
 def _curve_section(name: str, curve: dict[str, Any], figure: str) -> list[str]:
     lines = [
         f"### Label efficiency, {name}, {curve['head']} head",
@@ -110,13 +120,7 @@ def _curve_section(name: str, curve: dict[str, Any], figure: str) -> list[str]:
         "| labels per class | autoencoder latents | raw pixels | difference |",
         "| --- | --- | --- | --- |",
     ]
-    for row in curve["rows"]:
-        latent, pixels = row["latent"], row["pixels"]
-        lines.append(
-            f"| {row['labels_per_class']} | {_pct(latent['mean'])} ± {latent['std'] * 100:.2f} "
-            f"| {_pct(pixels['mean'])} ± {pixels['std'] * 100:.2f} "
-            f"| {(latent['mean'] - pixels['mean']) * 100:+.2f} points |"
-        )
+    lines += [_versus(row, "latent", "pixels") for row in curve["rows"]]
     propagated = [r for r in curve["rows"] if "latent_propagated" in r]
     if propagated:
         lines += [
@@ -129,13 +133,7 @@ def _curve_section(name: str, curve: dict[str, Any], figure: str) -> list[str]:
             "| labels per class | latents, propagated | raw pixels, propagated | difference |",
             "| --- | --- | --- | --- |",
         ]
-        for row in propagated:
-            latent, pixels = row["latent_propagated"], row["pixels_propagated"]
-            lines.append(
-                f"| {row['labels_per_class']} | {_pct(latent['mean'])} ± "
-                f"{latent['std'] * 100:.2f} | {_pct(pixels['mean'])} ± {pixels['std'] * 100:.2f} "
-                f"| {(latent['mean'] - pixels['mean']) * 100:+.2f} points |"
-            )
+        lines += [_versus(row, "latent_propagated", "pixels_propagated") for row in propagated]
     goal = TARGETS.get(name, {}).get("ten_labels")
     ten = next((r for r in curve["rows"] if r["labels_per_class"] == 10), None)
     hundred = next((r for r in propagated if r["labels_per_class"] == 100), None)

@@ -25,7 +25,7 @@ from training.models import (
     build_encoder,
     build_head,
 )
-from training.propagation import Propagated, graph_vectors, propagate
+from training.propagation import Propagated, graph_vectors, mirrored, propagate
 
 logger = logging.getLogger(__name__)
 
@@ -183,10 +183,8 @@ def few_label_targets(
 ) -> tuple[np.ndarray, Propagated]:
     """Latents of every training image, and labels for all of them propagated from `labelled`."""
     latents = embed(encoder, images)
-    mirrored = None
-    if config.graph_mirror:
-        mirrored = embed(encoder, np.ascontiguousarray(images[:, :, ::-1]))
-    vectors = graph_vectors(latents, mirrored)
+    flipped = embed(encoder, mirrored(images)) if config.graph_mirror else None
+    vectors = graph_vectors(latents, flipped)
     return latents, propagate(vectors, labelled, labels[labelled], config.model.classes)
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -46,6 +47,13 @@ def logs(container: str) -> str:
         ["docker", "logs", container], capture_output=True, text=True, timeout=60, check=True
     )
     return result.stdout + result.stderr
+
+
+def peak_rss_mib(container: str) -> float:
+    """Peak resident memory (VmHWM) of the container's server process, pid 1."""
+    status = docker("exec", container, "cat", "/proc/1/status")
+    (kib,) = re.findall(r"^VmHWM:\s+(\d+) kB", status, flags=re.M)
+    return round(int(kib) / 1024, 1)
 
 
 def inspect(container: str) -> dict:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 import time
 from concurrent.futures import ThreadPoolExecutor
 
@@ -10,7 +9,16 @@ import httpx
 import numpy as np
 import pytest
 
-from tests.docker.engine import ROOT, Project, answers, docker, healthy, inspect, wait_until
+from tests.docker.engine import (
+    ROOT,
+    Project,
+    answers,
+    docker,
+    healthy,
+    inspect,
+    peak_rss_mib,
+    wait_until,
+)
 
 READY_WITHIN_S = 60
 GRACE_S = 35  # compose's stop_grace_period
@@ -61,9 +69,7 @@ def test_memory_after_a_full_batch(service: tuple[str, str], report: dict) -> No
     for endpoint in ("embed", "classify", "reconstruct"):
         response = httpx.post(f"{url}/{endpoint}", json={"instances": pixels}, timeout=60)
         assert response.status_code == 200, response.text
-    status = docker("exec", container, "cat", "/proc/1/status")
-    (kib,) = re.findall(r"^VmHWM:\s+(\d+) kB", status, flags=re.M)
-    report["service_peak_rss_mib"] = round(int(kib) / 1024, 1)
+    report["service_peak_rss_mib"] = peak_rss_mib(container)
 
 
 def test_locked_down(service: tuple[str, str]) -> None:

@@ -7,7 +7,17 @@ from collections import Counter
 
 import pytest
 
-from tests.docker.engine import Load, Project, answers, docker, healthy, logs, wait_until
+from tests.docker.engine import (
+    Load,
+    LoadResult,
+    Project,
+    answers,
+    docker,
+    healthy,
+    logs,
+    peak_rss_mib,
+    wait_until,
+)
 
 PROFILES = ("scale",)
 REPLICAS = 3
@@ -40,12 +50,6 @@ def served(container: str) -> int:
     return len(re.findall(r" /classify 200 ", logs(container)))
 
 
-def peak_rss_mib(container: str) -> float:
-    status = docker("exec", container, "cat", "/proc/1/status")
-    (kib,) = re.findall(r"^VmHWM:\s+(\d+) kB", status, flags=re.M)
-    return round(int(kib) / 1024, 1)
-
-
 def restart(container: str) -> None:
     docker("stop", container, timeout=60)
     docker("start", container)
@@ -68,36 +72,42 @@ def test_load_spreads_over_every_replica(
     assert min(counts.values()) >= result.requests / REPLICAS / 2, counts
 
 
-def test_a_replica_stopped_and_restarted_loses_nothing(
-    proxy: str, replicas: list[str], fashion: tuple[list[bytes], list[str]], report: dict
-) -> None:
-    with Load(classify_url(proxy), fashion[0]) as load:
+def restarted_under_load(
+    proxy: str, containers: list[str], files: list[bytes]
+) -> tuple[LoadResult, dict[str, int]]:
+    """Restart `containers` one after the other while the load runs through the proxy; the
+    load's result, and each replica's served count just after its restart."""
+    with Load(classify_url(proxy), files) as load:
         wait_until(lambda: load.done >= 200, 60, "load under way")
-        restart(replicas[1])
+        back = {}
+        for container in containers:
+            restart(container)  # a restarted replica may come back under a new address
+            back[container] = served(container)
         result = load.finish(at_least=max(REQUESTS, load.done + AFTERWARDS))
-    report["replica_restart"] = {
+    return result, back
+
+
+def figures(result: LoadResult) -> dict[str, object]:
+    return {
         "requests": result.requests,
         "failed": len(result.failures),
         "seconds": round(result.seconds, 1),
     }
+
+
+def test_a_replica_stopped_and_restarted_loses_nothing(
+    proxy: str, replicas: list[str], fashion: tuple[list[bytes], list[str]], report: dict
+) -> None:
+    result, _ = restarted_under_load(proxy, replicas[1:2], fashion[0])
+    report["replica_restart"] = figures(result)
     assert result.failures == [], result.failures[:5]
 
 
 def test_a_rolling_restart_loses_nothing(
     proxy: str, replicas: list[str], fashion: tuple[list[bytes], list[str]], report: dict
 ) -> None:
-    with Load(classify_url(proxy), fashion[0]) as load:
-        wait_until(lambda: load.done >= 200, 60, "load under way")
-        back = {}
-        for container in replicas:
-            restart(container)  # a restarted replica may come back under a new address
-            back[container] = served(container)
-        result = load.finish(at_least=max(REQUESTS, load.done + AFTERWARDS))
-    report["rolling_restart"] = {
-        "requests": result.requests,
-        "failed": len(result.failures),
-        "seconds": round(result.seconds, 1),
-    }
+    result, back = restarted_under_load(proxy, replicas, fashion[0])
+    report["rolling_restart"] = figures(result)
     assert result.failures == [], result.failures[:5]
     assert all(healthy(c) for c in replicas)
     # ...and the proxy found it there: every replica served again after its restart.
