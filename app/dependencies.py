@@ -5,10 +5,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Annotated
 
-from fastapi import Depends, Query, Request
+from fastapi import Depends, Request
+from pydantic import BaseModel, Field
 
 from app.images import ImageOptions, Invert
-from app.jobs import Job, Model, Runner
+from app.jobs import Job, Model, Operation, Result, Runner
 from app.registry import ModelRegistry
 from app.settings import Settings
 from app.uploads import read_images
@@ -34,37 +35,44 @@ async def get_runner(request: Request) -> Runner:
 RegistryDep = Annotated[ModelRegistry, Depends(get_registry)]
 RunnerDep = Annotated[Runner, Depends(get_runner)]
 SettingsDep = Annotated[Settings, Depends(get_settings)]
-ModelName = Annotated[
-    str | None, Query(description="model to use; default: the service's default model")
-]
-VersionQuery = Annotated[
-    int | None,
-    Query(
+
+
+class ImageQuery(BaseModel):
+    """The query parameters every image endpoint takes, validated in one pydantic call.
+
+    A query-parameter model rather than one FastAPI parameter (and dependency) each: FastAPI
+    inspects every declared parameter's annotation on every request, which cost about as
+    much as parsing the image (profile in docs/benchmarks.md). OpenAPI lists the fields as
+    query parameters all the same.
+    """
+
+    model: str | None = Field(
+        None, description="model to use; default: the service's default model"
+    )
+    version: int | None = Field(
+        None,
         ge=1,
         description="model version to use (pin it to keep embeddings comparable across "
         "reloads); default: the highest served",
-    ),
-]
-Resize = Annotated[
-    bool, Query(description="fit non-28x28 images into 28x28; false makes them a 422")
-]
-InvertQuery = Annotated[
-    Invert,
-    Query(
+    )
+    resize: bool = Field(
+        True, description="fit non-28x28 images into 28x28; false makes them a 422"
+    )
+    invert: Invert = Field(
+        "auto",
         description="invert polarity: auto detects dark strokes on a light ground by the "
-        "image border; true/false force it"
-    ),
-]
+        "image border; true/false force it",
+    )
 
 
-async def chosen_model(
-    request: Request, registry: RegistryDep, model: ModelName = None, version: VersionQuery = None
-) -> Model:
-    """The model version a request asked for (404 if it is not served)."""
-    return registry.get(model, version)
-
-
-ModelDep = Annotated[Model, Depends(chosen_model)]
+class OodQuery(ImageQuery):
+    ood_threshold: float | None = Field(
+        None,
+        ge=0,
+        le=1,
+        description="ood_score above which in_distribution is false (default: the version's, "
+        "0.99, about 1% false alarms on the model's own kind of image)",
+    )
 
 
 def image_options(model: Model, settings: Settings, resize: bool, invert: Invert) -> ImageOptions:
@@ -80,24 +88,33 @@ def image_options(model: Model, settings: Settings, resize: bool, invert: Invert
 
 @dataclass(frozen=True)
 class ImageBatch:
-    """The model a request picked and its images (decoded later, in the worker thread)."""
+    """The model a request picked, its images (decoded later, in the worker thread) and the
+    runner that will run them."""
 
     model: Model
     job: Job
+    runner: Runner
+
+    async def run(self, operation: Operation) -> Result:
+        return await self.runner.run(self.model, operation, self.job)
 
 
-async def image_batch(
-    request: Request,
-    model: ModelDep,
-    settings: SettingsDep,
-    resize: Resize = True,
-    invert: InvertQuery = "auto",
-) -> ImageBatch:
-    """Dependency shared by the image endpoints: resolve the model, then read the images."""
-    options = image_options(model, settings, resize, invert)
+def chosen_model(request: Request, query: ImageQuery) -> Model:
+    """The model version a request asked for (404 if it is not served)."""
+    registry: ModelRegistry = request.app.state.registry
+    return registry.get(query.model, query.version)
+
+
+async def image_batch(request: Request, query: ImageQuery) -> ImageBatch:
+    """What the image endpoints do first: resolve the model, then read the images.
+
+    A plain call from the route, not a FastAPI dependency: each dependency costs its own
+    resolution per request, and this one reads only the app's state and the query.
+    """
+    state = request.app.state
+    settings: Settings = state.settings
+    model = chosen_model(request, query)
+    options = image_options(model, settings, query.resize, query.invert)
     job = await read_images(request, options, settings.max_images)
     request.state.images = job.count  # for the access log line
-    return ImageBatch(model, job)
-
-
-ImagesDep = Annotated[ImageBatch, Depends(image_batch)]
+    return ImageBatch(model, job, state.runner)

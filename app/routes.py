@@ -8,17 +8,16 @@ from typing import Annotated, Any, TypeVar
 import numpy as np
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
+from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
 from app import results
 from app.bodies import Embeddings
 from app.dependencies import (
-    ImagesDep,
-    InvertQuery,
-    ModelDep,
-    Resize,
-    RunnerDep,
-    SettingsDep,
+    ImageQuery,
+    OodQuery,
+    chosen_model,
+    image_batch,
     image_options,
 )
 from app.errors import IndexNotFound, InvalidEmbedding
@@ -42,15 +41,21 @@ JSON = "application/json"
 INLINE_ROWS = 16  # response bodies for up to this many images are built on the event loop
 MAX_K = 100
 T = TypeVar("T")
-OodThreshold = Annotated[
-    float | None,
-    Query(
-        ge=0,
-        le=1,
-        description="ood_score above which in_distribution is false (default: the version's, "
-        "0.99, about 1% false alarms on the model's own kind of image)",
-    ),
-]
+
+
+class ClassifyQuery(OodQuery):
+    top_k: int | None = Field(None, ge=1, description="also list the k best classes")
+
+
+class EmbedQuery(ImageQuery):
+    normalize: bool = Field(False, description="return unit-length (L2) vectors")
+
+
+class SimilarQuery(ImageQuery):
+    k: int = Field(10, ge=1, le=MAX_K, description="neighbours per query")
+    images: bool = Field(
+        False, description="also return each neighbour's image, if the index stores them"
+    )
 
 
 async def _build(rows: int, build: Callable[..., T], *args: Any) -> T:
@@ -66,12 +71,32 @@ async def _build(rows: int, build: Callable[..., T], *args: Any) -> T:
 
 def timing_headers(response: Response, model: Model, timing: Timing | None) -> None:
     """Every image response names the model version and how long it queued and ran."""
-    response.headers["X-Model-Name"] = model.name
-    response.headers["X-Model-Version"] = str(model.version)
+    response.headers.update(_timing(model, timing))
+
+
+def _timing(model: Model, timing: Timing | None) -> dict[str, str]:
+    headers = {"X-Model-Name": model.name, "X-Model-Version": str(model.version)}
     if timing is not None:
-        response.headers["X-Queue-Time-Ms"] = f"{timing.queue_s * 1000:.3f}"
-        response.headers["X-Inference-Time-Ms"] = f"{timing.inference_s * 1000:.3f}"
-        response.headers["X-Batch-Images"] = str(timing.batch_images)
+        headers["X-Queue-Time-Ms"] = f"{timing.queue_s * 1000:.3f}"
+        headers["X-Inference-Time-Ms"] = f"{timing.inference_s * 1000:.3f}"
+        headers["X-Batch-Images"] = str(timing.batch_images)
+    return headers
+
+
+def _dump(build: Callable[..., BaseModel], *args: Any) -> str:
+    return build(*args).model_dump_json()
+
+
+async def _json(
+    result: Result, model: Model, build: Callable[..., BaseModel], *args: Any
+) -> Response:
+    """A response schema, built and serialised by pydantic once (in a thread when large).
+
+    Returned as a Response, so FastAPI does not validate the schema a second time against the
+    route's `response_model`, which still documents it; the tests validate answers against it.
+    """
+    body = await _build(len(result.images), _dump, build, *args)
+    return Response(body, media_type=JSON, headers=_timing(model, result.timing))
 
 
 def _preferred(request: Request, *offered: str) -> str:
@@ -86,16 +111,14 @@ def _preferred(request: Request, *offered: str) -> str:
 @router.post(
     "/classify", response_model=ClassifyResponse, responses=ERRORS, openapi_extra=IMAGE_BODY
 )
-async def classify(
-    batch: ImagesDep,
-    runner: RunnerDep,
-    response: Response,
-    top_k: Annotated[int | None, Query(ge=1, description="also list the k best classes")] = None,
-    ood_threshold: OodThreshold = None,
-) -> ClassifyResponse:
-    result = await runner.run(batch.model, "classify", batch.job)
-    timing_headers(response, batch.model, result.timing)
-    return results.classify_response(batch.model, result.outputs, top_k, ood_threshold)
+async def classify(request: Request, query: Annotated[ClassifyQuery, Query()]) -> Response:
+    batch = await image_batch(request, query)
+    result = await batch.run("classify")
+    model, outputs = batch.model, result.outputs
+    threshold = query.ood_threshold
+    return await _json(
+        result, model, results.classify_response, model, outputs, query.top_k, threshold
+    )
 
 
 @router.post(
@@ -111,13 +134,10 @@ async def classify(
     },
     openapi_extra=IMAGE_BODY,
 )
-async def embed(
-    request: Request,
-    batch: ImagesDep,
-    runner: RunnerDep,
-    normalize: Annotated[bool, Query(description="return unit-length (L2) vectors")] = False,
-) -> Response:
-    result = await runner.run(batch.model, "embed", batch.job)
+async def embed(request: Request, query: Annotated[EmbedQuery, Query()]) -> Response:
+    batch = await image_batch(request, query)
+    result = await batch.run("embed")
+    normalize = query.normalize
     latents = result.outputs.require("latent")
     if _preferred(request, NPY) == NPY:
         body = await _build(len(latents), results.embed_npy, latents, normalize)
@@ -141,22 +161,16 @@ async def embed(
     },
     openapi_extra=IMAGE_BODY,
 )
-async def reconstruct(
-    request: Request,
-    batch: ImagesDep,
-    runner: RunnerDep,
-    response: Response,
-    ood_threshold: OodThreshold = None,
-) -> Response | ReconstructResponse:
+async def reconstruct(request: Request, query: Annotated[OodQuery, Query()]) -> Response:
+    batch = await image_batch(request, query)
+    ood_threshold = query.ood_threshold
     version = batch.model
-    result = await runner.run(version, "reconstruct", batch.job)
-    images, timing, outputs = result.images, result.timing, result.outputs
+    result = await batch.run("reconstruct")
+    images, outputs = result.images, result.outputs
     if _preferred(request, PNG) == PNG and len(images) == 1:
         return _png_reconstruction(version, images, result, ood_threshold)
-    timing_headers(response, version, timing)
-    return await _build(
-        len(images), results.reconstruct_response, version, images, outputs, ood_threshold
-    )
+    build = results.reconstruct_response
+    return await _json(result, version, build, version, images, outputs, ood_threshold)
 
 
 def _png_reconstruction(
@@ -178,36 +192,28 @@ def _png_reconstruction(
     "/similar", response_model=SimilarResponse, responses=ERRORS, openapi_extra=SIMILAR_BODY
 )
 async def similar(
-    request: Request,
-    model: ModelDep,
-    settings: SettingsDep,
-    runner: RunnerDep,
-    response: Response,
-    k: Annotated[int, Query(ge=1, le=MAX_K, description="neighbours per query")] = 10,
-    images: Annotated[
-        bool, Query(description="also return each neighbour's image, if the index stores them")
-    ] = False,
-    resize: Resize = True,
-    invert: InvertQuery = "auto",
+    request: Request, query: Annotated[SimilarQuery, Query()], response: Response
 ) -> SimilarResponse:
     """The k nearest reference images (the model's training images, unless its index was
     built over another folder) of each query image or embedding."""
+    model, settings = chosen_model(request, query), request.app.state.settings
     index = model.index
     if index is None:
         raise IndexNotFound(
             f"model {model.name!r} version {model.version} has no similarity index; build one "
             "with `python -m training index`"
         )
-    options = image_options(model, settings, resize, invert)
+    options = image_options(model, settings, query.resize, query.invert)
     queries = await read_queries(request, options, settings.max_images)
     timing = None
     if isinstance(queries, Embeddings):
         latents = _checked(queries.vectors, model)
     else:
-        result = await runner.run(model, "embed", queries)
+        result = await request.app.state.runner.run(model, "embed", queries)
         latents, timing = result.outputs.require("latent"), result.timing
     request.state.images = len(latents)
     timing_headers(response, model, timing)
+    k, images = query.k, query.images
     found = await _build(len(latents), index.search, latents, k, images)
     rows = len(latents) * (k if images else 1)  # a PNG per neighbour: the thread when many
     return await _build(rows, results.similar_response, model, found)

@@ -25,10 +25,12 @@ from app.settings import Settings
 async def within_deadline(work: Awaitable[Result], timeout_s: float) -> Result:
     """`work`'s result, or DeadlineExceeded once the timeout (queue time included) passes.
 
-    A request cut off while queued is cancelled, so the batcher drops its work.
+    A request cut off while queued is cancelled, so the batcher drops its work. (A timeout
+    scope, not `asyncio.wait_for`, which on Python 3.11 wraps the work in one more task.)
     """
     try:
-        return await asyncio.wait_for(work, timeout_s)
+        async with asyncio.timeout(timeout_s):
+            return await work
     except TimeoutError:
         raise DeadlineExceeded(
             f"no result within {timeout_s * 1000:.0f} ms (request_timeout_ms)"
