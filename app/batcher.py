@@ -48,6 +48,15 @@ class BatchStats:
     on_queued: Callable[[float], None] = lambda seconds: None  # per request
 
 
+@dataclass(frozen=True)
+class _Called:
+    """One model call's outputs for a batch, when it started and how long it ran."""
+
+    started: float
+    outputs: Outputs
+    inference_s: float
+
+
 Prepared = np.ndarray | Exception  # a job's decoded images, or why they did not decode
 
 
@@ -161,26 +170,35 @@ class Batcher:
         """Two-stage pipeline: decode batch n+1 while batch n's model call runs.
 
         Decoding holds the GIL while TensorFlow's call mostly releases it, so overlapping the
-        two keeps both cores busy; model calls still run one at a time, in order.
+        two keeps both cores busy; model calls still run one at a time, in order. A batch that
+        finds no call running decodes and calls in one thread hop instead of two: a lone
+        request (one connection) then pays one hop, as a plain per-request route does.
         """
         calling: asyncio.Task[None] | None = None
         try:
             while True:
+                if calling is not None and calling.done():
+                    await calling  # a call that died kills the worker: its waiters fail now
+                    calling = None
                 if not self._queue:
                     if self._retiring:
                         break
                     self._wakeup.clear()
                     await self._wakeup.wait()
+                    continue
                 batch: list[_Item] = []
                 self._in_flight.append(batch)  # from here on, a dying worker fails it
                 await self._gather(batch)
                 if not batch:
                     self._in_flight.remove(batch)
                     continue
-                prepared = await asyncio.to_thread(_prepare, batch)
-                if calling is not None:
+                if calling is None:
+                    calling = asyncio.create_task(self._answer(batch, None))
+                else:
+                    prepared = await asyncio.to_thread(_prepare, batch)
                     await calling
-                calling = asyncio.create_task(self._answer(batch, prepared))
+                    calling = asyncio.create_task(self._answer(batch, prepared))
+                calling.add_done_callback(self._wake_on_failure)
             if calling is not None:
                 await calling  # retiring: finish the last call, then stop
         finally:
@@ -188,56 +206,88 @@ class Batcher:
                 calling.cancel()
                 await asyncio.gather(calling, return_exceptions=True)
 
+    def _wake_on_failure(self, task: asyncio.Task[None]) -> None:
+        if not task.cancelled() and task.exception() is not None:
+            self._wakeup.set()
+
     @staticmethod
-    def _still_wanted(
+    def _split(
         batch: list[_Item], prepared: list[Prepared]
     ) -> tuple[list[_Item], list[np.ndarray]]:
-        """Fail the requests whose images did not decode and drop those whose client left."""
+        """Fail the requests whose images did not decode; the others, with their images."""
         items, images = [], []
         for item, decoded in zip(batch, prepared, strict=True):
-            if item.future.done():
-                continue
             if isinstance(decoded, Exception):
-                item.future.set_exception(decoded)
+                if not item.future.done():
+                    item.future.set_exception(decoded)
             else:
                 items.append(item)
                 images.append(decoded)
         return items, images
 
-    async def _answer(self, batch: list[_Item], prepared: list[Prepared]) -> None:
-        await self._call(batch, prepared)
+    async def _answer(self, batch: list[_Item], prepared: list[Prepared] | None) -> None:
+        """Answer a batch, decoding it first (in the call's thread) unless `prepared`."""
+        if prepared is None:
+            decodes, called = await asyncio.to_thread(self._decode_and_call, batch)
+            items, decoded = self._split(batch, decodes)
+            await self._deliver(items, decoded, called)
+        else:
+            items, decoded = self._split(batch, prepared)
+            await self._call(items, decoded)
         # Only once answered: a call cut off with its worker leaves the batch to _fail_waiters.
         self._in_flight.remove(batch)
 
-    async def _call(self, batch: list[_Item], prepared: list[Prepared]) -> None:
-        """One model call for the batch's decoded images, then each request gets its rows."""
-        batch, decoded = self._still_wanted(batch, prepared)
-        if not batch:
+    async def _call(self, items: list[_Item], decoded: list[np.ndarray]) -> None:
+        """One model call for the requests still waiting, then each gets its rows."""
+        wanted = [i for i, item in enumerate(items) if not item.future.done()]  # client left
+        items, decoded = [items[i] for i in wanted], [decoded[i] for i in wanted]
+        if items:
+            called = await asyncio.to_thread(self._guarded_call, decoded)
+            await self._deliver(items, decoded, called)
+
+    async def _deliver(
+        self, items: list[_Item], decoded: list[np.ndarray], called: _Called | Exception | None
+    ) -> None:
+        if called is None:  # nothing decoded
             return
-        try:
-            started, outputs, inference_s = await asyncio.to_thread(self._timed_call, decoded)
-        except Exception as err:
-            if len(batch) == 1:
-                if not batch[0].future.done():
-                    batch[0].future.set_exception(err)
+        if isinstance(called, Exception):
+            if len(items) == 1:
+                if not items[0].future.done():
+                    items[0].future.set_exception(called)
                 return
             # So that one bad item fails only its own request, retry each request alone.
-            logger.warning("batched call failed (%s); retrying %d requests alone", err, len(batch))
-            for item, images in zip(batch, decoded, strict=True):
+            logger.warning(
+                "batched call failed (%s); retrying %d requests alone", called, len(items)
+            )
+            for item, images in zip(items, decoded, strict=True):
                 await self._call([item], [images])
             return
         count = sum(len(images) for images in decoded)
-        self._stats.on_batch(count, inference_s)
+        self._stats.on_batch(count, called.inference_s)
         offset = 0
-        for item, images in zip(batch, decoded, strict=True):
+        for item, images in zip(items, decoded, strict=True):
             rows = slice(offset, offset + len(images))
             offset += len(images)
             if not item.future.done():
-                timing = Timing(started - item.enqueued, inference_s, count)
+                timing = Timing(called.started - item.enqueued, called.inference_s, count)
                 self._stats.on_queued(timing.queue_s)
-                item.future.set_result(Result(images, outputs.rows(rows), timing))
+                item.future.set_result(Result(images, called.outputs.rows(rows), timing))
 
-    def _timed_call(self, decoded: list[np.ndarray]) -> tuple[float, Outputs, float]:
+    def _decode_and_call(
+        self, batch: list[_Item]
+    ) -> tuple[list[Prepared], _Called | Exception | None]:
+        """In a worker thread: decode the batch, then call the model on what decoded."""
+        prepared = _prepare(batch)
+        decoded = [p for p in prepared if not isinstance(p, Exception)]
+        return prepared, self._guarded_call(decoded) if decoded else None
+
+    def _guarded_call(self, decoded: list[np.ndarray]) -> _Called | Exception:
+        try:
+            return self._timed_call(decoded)
+        except Exception as err:  # handed to the loop, which fails or retries its requests
+            return err
+
+    def _timed_call(self, decoded: list[np.ndarray]) -> _Called:
         images = np.concatenate(decoded)
         started = time.perf_counter()
         # A request with more images than max_batch forms a batch alone; calling the model on
@@ -245,7 +295,7 @@ class Batcher:
         calls = [
             self._fn(images[i : i + self.max_batch]) for i in range(0, len(images), self.max_batch)
         ]
-        return started, Outputs.concat(calls), time.perf_counter() - started
+        return _Called(started, Outputs.concat(calls), time.perf_counter() - started)
 
     async def close(self) -> None:
         await self._worker.stop()
