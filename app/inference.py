@@ -8,12 +8,13 @@ caller runs them off the event loop.
 from __future__ import annotations
 
 import logging
+import sys
 from dataclasses import dataclass
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import numpy as np
-import tensorflow as tf
 
 from app.jobs import NamedByManifest, Operation, Outputs
 from app.ood import OodScorer
@@ -21,13 +22,48 @@ from app.repository import PARTS, Manifest
 from app.similarity import SimilarityIndex
 
 logger = logging.getLogger(__name__)
+KERAS_EAGER_IMPORT = "keras.src.optimizers"
+
+
+def _tensorflow_without_keras() -> ModuleType:
+    """`import tensorflow`, minus the Keras import its `__init__` makes eagerly.
+
+    TensorFlow imports `keras.src.optimizers` at import time, with all of Keras (and, where
+    they are installed, matplotlib and scikit-learn) behind it, for registrations that Keras
+    models need; the service only calls SavedModel signatures. A `None` in sys.modules makes
+    that one import fail at once, which TensorFlow catches and skips: 170 MB and 1,700 modules
+    less per worker (docs/benchmarks.md, bench/memory.py). Removed again right after, so Keras
+    imports normally later in the same process (training, tests).
+    """
+    blocked = KERAS_EAGER_IMPORT not in sys.modules
+    if blocked:
+        sys.modules[KERAS_EAGER_IMPORT] = None  # type: ignore[assignment]
+    try:
+        import tensorflow
+    finally:
+        if blocked and sys.modules.get(KERAS_EAGER_IMPORT, ...) is None:
+            del sys.modules[KERAS_EAGER_IMPORT]
+    module: ModuleType = tensorflow
+    return module
+
+
+tf = _tensorflow_without_keras()
 
 
 def configure_threads(intra_op: int) -> None:
-    """Must run before the first TensorFlow op; 0 keeps TensorFlow's own choice."""
-    if intra_op:
-        tf.config.threading.set_intra_op_parallelism_threads(intra_op)
-        tf.config.threading.set_inter_op_parallelism_threads(1)
+    """Before TensorFlow's first op; 0 keeps TensorFlow's own choice. A process whose
+    TensorFlow already runs (a second app in one process: tests, tools) keeps its setting."""
+    threading = tf.config.threading
+    if not intra_op or threading.get_intra_op_parallelism_threads() == intra_op:
+        return
+    try:
+        threading.set_intra_op_parallelism_threads(intra_op)
+        threading.set_inter_op_parallelism_threads(1)
+    except RuntimeError:  # "cannot be modified after initialization"
+        logger.warning(
+            "TensorFlow is already initialised in this process; inference_threads=%d not applied",
+            intra_op,
+        )
 
 
 @dataclass(eq=False)  # compared and hashed by identity, as Model asks
@@ -93,7 +129,7 @@ def _compose(functions: dict[str, Any], input_shape: tuple[int, ...]) -> dict[st
     spec = tf.TensorSpec([None, *input_shape], tf.uint8, name="pixels")
 
     def chain(*heads: str) -> Any:
-        def run(pixels: tf.Tensor) -> dict[str, tf.Tensor]:
+        def run(pixels: Any) -> dict[str, Any]:
             latent = functions["encoder"](pixels=pixels)["latent"]
             outputs = {"latent": latent}  # for the ood score, and for `full`
             for head in heads:

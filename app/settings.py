@@ -58,8 +58,11 @@ class Settings(BaseSettings):
     """Deadline for a request's model work, time in the batch queue included (then 504)."""
     reload_interval_s: float = Field(default=10.0, ge=0)
     """How often to look for a new model version to load, check, warm and swap in; 0 = never."""
-    inference_threads: int = Field(default=0, ge=0)
-    """TensorFlow intra-op threads per worker; 0 lets TensorFlow decide."""
+    inference_threads: int = Field(default=1, ge=0)
+    """TensorFlow intra-op threads per worker; 0 lets TensorFlow decide (one per core). One by
+    default: TensorFlow's idle pool threads spin on a core the event loop needs, which cost a
+    fifth of single-connection throughput for 7 % more on 256-image requests
+    (docs/benchmarks.md, `bench/ab.py --before-env LATENTSERVE_INFERENCE_THREADS=0`)."""
     host: str = "127.0.0.1"
     """Address uvicorn binds to (0.0.0.0 in the container)."""
     port: int = Field(default=8000, ge=1, le=65535)
