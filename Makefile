@@ -47,8 +47,10 @@ train-all: datasets
 	    --encoder-from "$$(ls -d models/fashion-mnist/[0-9]* | sort -t/ -k3 -n | tail -n 1)" \
 	    --name fashion-mnist-10 --out models
 
-# Throughput benchmark against same-run baselines, then what embedding consumers get (bulk
-# embedding, similarity search, memory per version). Needs wrk; loopback only; ~8 minutes.
+# Throughput benchmark against same-run baselines and the peers (BentoML, KServe, MLServer, a
+# plain FastAPI route; each in its own virtualenv under bench/out/peers, made from PyPI on the
+# first run), then what embedding consumers get (bulk embedding, similarity search, memory per
+# version). Needs wrk; loopback only; ~25 minutes (plus ~5 for the first run's virtualenvs).
 bench: install
 	command -v wrk >/dev/null || apt-get install -y -qq wrk
 	$(BIN)/python bench/run.py

@@ -2,13 +2,15 @@
 
     git archive <ref> | tar -x -C /tmp/before      # the checkout to compare against
     .venv/bin/python bench/ab.py --before /tmp/before [--rounds 3] [--duration 8]
+    .venv/bin/python bench/ab.py --before-env LATENTSERVE_INFERENCE_THREADS=0   # a setting
 
-Both checkouts serve the shipped models of this one, with this virtualenv. Rows: /classify
-with one PNG (multipart) and with one JSON pixel array, at 32 connections, plus /classify
-with one PNG at one connection. Each round starts a fresh server per checkout (before, then
-after); the table gives each row's median req/s over the rounds and the median of the
-rounds' own after/before ratios, with their range (the machine's speed drifts by the hour,
-so a ratio within a round says more than one across the run).
+Both checkouts serve the shipped models of this one, with this virtualenv, access line on as
+shipped. Rows: /classify with one PNG (multipart) and with one JSON pixel array at 32
+connections, with one PNG at one connection, and with 256 PNGs per request at 8. Each round
+starts a fresh server per checkout (before, then after); the table gives each row's median
+req/s over the rounds and the median of the rounds' own after/before ratios, with their range
+(the machine's speed drifts by the hour, so a ratio within a round says more than one across
+the run).
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from run import (
+from harness import (
     ROOT,
     Server,
     json_pixels,
@@ -34,7 +36,14 @@ from run import (
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--before", type=Path, required=True, help="checkout to compare against")
+    parser.add_argument("--before", type=Path, default=ROOT, help="checkout to compare against")
+    parser.add_argument(
+        "--before-env",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="setting for the 'before' server only (e.g. LATENTSERVE_INFERENCE_THREADS=0)",
+    )
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--duration", type=int, default=8, help="seconds per wrk run")
     parser.add_argument("--model", default="fashion-mnist")
@@ -45,17 +54,26 @@ def main() -> int:
         "PNG": wrk_script(args.out, multipart(sample_pngs(args.model, 1))),
         "JSON": wrk_script(args.out, json_pixels(args.model), {"Content-Type": "application/json"}),
     }
-    rows = [("1 PNG", "PNG", 32), ("1 JSON array", "JSON", 32), ("1 PNG", "PNG", 1)]
+    scripts["256 PNGs"] = wrk_script(args.out, multipart(sample_pngs(args.model, 256)))
+    rows = [
+        ("1 PNG", "PNG", 32),
+        ("1 JSON array", "JSON", 32),
+        ("1 PNG", "PNG", 1),
+        ("256 PNGs", "256 PNGs", 8),
+    ]
     env = {
         "LATENTSERVE_MODEL_REPOSITORY": str(ROOT / "models"),
         "LATENTSERVE_DEFAULT_MODEL": args.model,
-        "LATENTSERVE_LOG_LEVEL": "warning",
+        "LATENTSERVE_LOG_LEVEL": "info",
         "TF_CPP_MIN_LOG_LEVEL": "2",
     }
     runs: dict[tuple[str, str, int], list[dict[str, Any]]] = {}
     for round_ in range(args.rounds):
-        for label, root in (("before", args.before.resolve()), ("after", ROOT)):
-            with Server("app.main:app_from_env", env, factory=True, root=root) as server:
+        before_env = {**env, **dict(item.split("=", 1) for item in args.before_env)}
+        sides = (("before", args.before.resolve(), before_env), ("after", ROOT, env))
+        for label, root, side_env in sides:
+            log = args.out / "logs" / f"ab-{label}.log"
+            with Server.uvicorn("app.main:app_from_env", side_env, True, log, root=root) as server:
                 for name, script, conns in rows:
                     cpu = server.cpu_seconds()
                     result = run_wrk(
@@ -68,7 +86,8 @@ def main() -> int:
                     print(f"round {round_} {label:<6} {name:<13} c={conns:<3} {result}", flush=True)
     lines = [
         f"Machine: {machine()}; {args.rounds} rounds, {args.duration} s per wrk run, "
-        f"model `{args.model}`; before = `{args.before}`. Medians over the rounds; CPU is the "
+        f"model `{args.model}`; before = `{args.before}` {' '.join(args.before_env)}. "
+        "Medians over the rounds; CPU is the "
         "server process's user + system time per request, every thread.",
         "",
         "| /classify body | conns | req/s before | req/s after | after/before, paired "

@@ -33,7 +33,10 @@ import numpy as np
 from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from run import ROOT, Server, machine, multipart, run_wrk, sample_pngs, wrk_script
+from harness import ROOT, Server, machine, multipart, run_wrk, sample_pngs, wrk_script
+
+APP = "app.main:app_from_env"
+LOGS = ROOT / "bench" / "out" / "logs"
 
 MODEL = "fashion-mnist"
 ENV = {
@@ -53,7 +56,7 @@ def bulk(images: int, out: Path, duration: int) -> dict[str, Any]:
         Image.fromarray(image).save(folder / f"{i:05d}.png")
     target = out / "bulk.parquet"
     env = {**ENV, "LATENTSERVE_MODEL_REPOSITORY": str(ROOT / "models")}
-    with Server("app.main:app_from_env", env, factory=True) as server:
+    with Server.uvicorn(APP, env, True, LOGS / "consumers.log") as server:
         body = multipart(sample_pngs(MODEL, 256))
         service = run_wrk(f"{server.url}/embed", wrk_script(out, body), 8, duration)
         npy_script = wrk_script(out, body, {"Accept": "application/x-npy"})
@@ -149,7 +152,7 @@ def memory() -> dict[str, float]:
                 "LATENTSERVE_MODEL_REPOSITORY": str(repo),
                 "LATENTSERVE_VERSION_POLICY": "all",
             }
-            with Server("app.main:app_from_env", env, factory=True) as server:
+            with Server.uvicorn(APP, env, True, LOGS / "consumers.log") as server:
                 for version in range(1, copies + 1):  # every version answers once
                     server_post = f"{server.url}/classify?version={version}"
                     run_wrk(

@@ -18,6 +18,7 @@ import numpy as np
 from fastapi import FastAPI
 
 from app.jobs import Job, Model, NamedByManifest, Operation, Outputs, Result, Timing
+from app.logs import configure_logging
 from app.main import create_app
 from app.repository import Manifest
 from app.runner import within_deadline
@@ -79,5 +80,6 @@ class InlineRunner:
 
 def app_from_env() -> FastAPI:
     settings = Settings()
+    configure_logging(settings.log_level, settings.log_json)  # the access line, as served
     runner = InlineRunner(settings.request_timeout_ms / 1000)
     return create_app(settings, loader=load_zero_model, runner=runner)

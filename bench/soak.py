@@ -22,7 +22,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.run import ROOT, Server, multipart, sample_pngs
+from bench.harness import ROOT, Server, multipart, sample_pngs
 
 SOAK_BOUNDARY = "latentservesoak"
 MAX_BODY_BYTES = 64 * 1024  # small, so the oversize request is cheap to send
@@ -65,7 +65,7 @@ def phase(url: str, seconds: int, workdir: Path) -> dict[str, float]:
         check=True,
         env={"SOAK_DIR": str(workdir)},
     ).stdout
-    from bench.run import _ms
+    from bench.harness import _ms
 
     counts = dict(re.findall(r"(\w+)=(\d+)", output.split("STATUS", 1)[1]))
     p99 = re.search(r"^\s+99%\s+(\S+)\s*$", output, flags=re.M)
@@ -94,7 +94,9 @@ def main() -> int:
         "LATENTSERVE_MAX_BODY_BYTES": str(MAX_BODY_BYTES),
         "TF_CPP_MIN_LOG_LEVEL": "2",
     }
-    with Server("app.main:app_from_env", env, factory=True) as server:
+    with Server.uvicorn(
+        "app.main:app_from_env", env, True, ROOT / "bench/out/logs/soak.log"
+    ) as server:
         phase(server.url, 10, workdir)  # warm-up
         rss = [rss_mb(server)]
         phases = []

@@ -1,0 +1,169 @@
+"""The markdown `make bench` prints (and docs/benchmarks.md quotes): the throughput table, the
+peers table, and each target of the throughput issue as a ratio within the one run."""
+
+from __future__ import annotations
+
+import statistics
+from typing import Any
+
+Check = tuple[str, float, str, bool | None]  # name, measured, goal, met (None: no target)
+
+
+def find(rows: list[dict[str, Any]], name: str, path: str, conns: int) -> dict[str, Any]:
+    return next(
+        r for r in rows if r["name"] == name and r["path"] == path and r["connections"] == conns
+    )
+
+
+def best(rows: list[dict[str, Any]], name: str) -> float:
+    """The higher req/s of a row measured more than once."""
+    return max(r["req_s"] for r in rows if r["name"] == name)
+
+
+def peer_summary(peers: dict[str, Any]) -> dict[str, dict[str, float]]:
+    """Per configuration: the mean over its rounds of req/s and p99 at 32 connections and of
+    req/s and p50 at one, and the range of its 32-connection req/s."""
+    summary: dict[str, dict[str, float]] = {}
+    for name in dict.fromkeys(r["name"] for r in peers["rows"]):
+        c32 = [r for r in peers["rows"] if r["name"] == name and r["connections"] == 32]
+        c1 = [r for r in peers["rows"] if r["name"] == name and r["connections"] == 1]
+        summary[name] = {
+            "req_s": statistics.mean(r["req_s"] for r in c32),
+            "low": min(r["req_s"] for r in c32),
+            "high": max(r["req_s"] for r in c32),
+            "p99_ms": statistics.mean(r["p99_ms"] for r in c32),
+            "cores": statistics.mean(r["server_cores"] for r in c32),
+            "c1_req_s": statistics.mean(r["req_s"] for r in c1),
+            "c1_p50_ms": statistics.mean(r["p50_ms"] for r in c1),
+            "errors": sum(r["errors"] for r in c32 + c1),
+        }
+    return summary
+
+
+def targets(results: dict[str, Any]) -> list[Check]:
+    """The throughput issue's targets, then ratios with no target (met None)."""
+    rows = results["rows"]
+    hello = find(rows, "hello-world ceiling", "/", 32)
+    base32 = find(rows, "unbatched baseline", "/classify", 32)
+    base1 = find(rows, "unbatched baseline", "/classify", 1)
+    svc32 = find(rows, "service, 1 PNG", "/classify", 32)
+    svc1 = find(rows, "service, 1 PNG", "/classify", 1)
+    big = find(rows, "service, 256 PNGs", "/classify", 8)
+    svc2 = find(rows, "service, 2 workers", "/classify", 32)
+    hello2 = find(rows, "hello-world, 2 workers", "/", 32)
+    floor32 = find(rows, "no-model floor", "/classify", 32)
+    inproc = results["in_process"]["batch_512_images_s"]
+    peak = results["peak_rss_mb"]["service"]
+    checks: list[tuple[str, float, str, float]] = []
+    if "peers" in results:
+        peers = peer_summary(results["peers"])
+        ours = peers.pop("latentserve")
+        top = max(peers, key=lambda name: peers[name]["req_s"])
+        checks += [
+            (
+                f"/classify c=32 req/s vs the best peer ({top})",
+                ours["req_s"] / peers[top]["req_s"],
+                ">= 1.5x",
+                1.5,
+            ),
+            (
+                "/classify c=32 p99 vs the lowest peer p99",
+                ours["p99_ms"] / min(p["p99_ms"] for p in peers.values()),
+                "< 1x",
+                -0.9999,
+            ),
+            (
+                "/classify c=1 req/s vs the plain FastAPI route",
+                ours["c1_req_s"] / peers["plain FastAPI route"]["c1_req_s"],
+                ">= 1.0x",
+                1.0,
+            ),
+        ]
+    svc, floor = svc32["req_s"], floor32["req_s"]
+    checks += [
+        ("service c=32 req/s vs its no-model floor", svc / floor, ">= 0.9x", 0.9),
+        ("no-model floor c=32 req/s vs hello-world", floor / hello["req_s"], ">= 0.35x", 0.35),
+        ("256-image images/s vs in-process batch 512", big["images_s"] / inproc, ">= 0.6x", 0.6),
+        ("2 workers vs 1 worker, /classify c=32 req/s", svc2["req_s"] / svc, ">= 1.7x", 1.7),
+        ("peak RSS per worker, MB (every shipped model)", peak, "<= 700", -700),
+        ("c=1 p50 minus unbatched p50 (ms)", svc1["p50_ms"] - base1["p50_ms"], "<= 1 ms", -1.0),
+    ]
+    context = [
+        ("/classify c=32 req/s vs unbatched", svc32["req_s"] / base32["req_s"]),
+        ("hello-world 2 workers vs 1", hello2["req_s"] / hello["req_s"]),
+        (
+            "V2 binary PNG c=32 req/s vs /classify c=32 (alternated pair)",
+            best(rows, "pair: V2 binary PNG") / best(rows, "pair: native /classify"),
+        ),
+    ]
+    measured: list[Check] = [
+        (name, value, goal, value >= bound if bound > 0 else value <= -bound)
+        for name, value, goal, bound in checks
+    ]
+    return measured + [(name, value, "–", None) for name, value in context]
+
+
+def throughput_table(results: dict[str, Any]) -> list[str]:
+    lines = [
+        f"Machine: {results['machine']}; wrk on the same machine, {results['duration_s']} s "
+        f"per run, one uvicorn worker, model `{results['model']}`.",
+        "",
+        "| run | path | conns | images/req | req/s | images/s | p50 ms | p99 ms | server cores "
+        "| errors |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for r in results["rows"]:
+        lines.append(
+            f"| {r['name']} | {r['path']} | {r['connections']} | {r['images_per_request']} | "
+            f"{r['req_s']:.0f} | {r['images_s']:.0f} | {r['p50_ms']:.2f} | {r['p99_ms']:.2f} | "
+            f"{r['server_cores']:.2f} | {r['errors']} |"
+        )
+    inproc = results["in_process"]
+    return [
+        *lines,
+        "",
+        f"In-process encoder + head (no HTTP): {inproc['batch_512_images_s']:.0f} "
+        f"images/s at batch 512, {inproc['batch_1_images_s']:.0f} images/s one image "
+        "per call.",
+        "",
+        "Peak RSS per server process: "
+        + ", ".join(f"{k} {v:.0f} MB" for k, v in results["peak_rss_mb"].items())
+        + ".",
+    ]
+
+
+def peers_table(peers: dict[str, Any]) -> list[str]:
+    summary = peer_summary(peers)
+    lines = [
+        "",
+        f"Peers: {peers['rounds']} rounds of {peers['duration_s']} s per configuration and "
+        "connection count, every server up throughout, one loaded at a time; means over the "
+        "rounds (32-connection req/s range in brackets). One PNG (or its pixels) per request. "
+        "Peak RSS: the sum over the configuration's processes.",
+        "",
+        "| server | c=32 req/s | c=32 p99 ms | c=32 server cores | c=1 req/s | c=1 p50 ms "
+        "| processes | peak RSS MB | errors |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for name, s in summary.items():
+        lines.append(
+            f"| {name} | {s['req_s']:.0f} ({s['low']:.0f}–{s['high']:.0f}) | {s['p99_ms']:.1f} "
+            f"| {s['cores']:.2f} | {s['c1_req_s']:.0f} | {s['c1_p50_ms']:.2f} "
+            f"| {peers['processes'][name]} | {peers['peak_rss_mb'][name]:.0f} | {s['errors']} |"
+        )
+    lines += ["", "Versions: " + "; ".join(f"{k}: {v}" for k, v in peers["versions"].items())]
+    return lines
+
+
+def markdown(results: dict[str, Any]) -> str:
+    lines = throughput_table(results)
+    if "peers" in results:
+        lines += peers_table(results["peers"])
+    lines += ["", "| target | measured | goal | met |", "| --- | --- | --- | --- |"]
+    for name, value, goal, ok in targets(results):
+        met = "–" if ok is None else "yes" if ok else "**no**"
+        lines.append(f"| {name} | {value:.2f} | {goal} | {met} |")
+    errors = sum(r["errors"] for r in results["rows"])
+    errors += sum(r["errors"] for r in results.get("peers", {}).get("rows", []))
+    lines.append(f"| errors in every run | {errors} | 0 | {'yes' if errors == 0 else '**no**'} |")
+    return "\n".join(lines) + "\n"

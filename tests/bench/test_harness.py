@@ -1,0 +1,50 @@
+"""The benchmark's own parts that decide its figures: server process trees and the peers'
+shared model code, which must answer what the service answers."""
+
+from __future__ import annotations
+
+import importlib
+import os
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT / "bench" / "peer_servers"))  # as the peers import it
+
+
+def test_a_server_stops_with_its_whole_process_tree(tmp_path: Path) -> None:
+    """Peak RSS sums every process of a multi-process server, and stopping it leaves none:
+    peers like MLServer and BentoML run workers beside their main process."""
+    from bench.harness import Server
+
+    server = Server.uvicorn("bench.hello:app", {}, False, tmp_path / "hello.log", 2)
+    with server:
+        pids = server.pids()
+        assert len(pids) >= 3  # uvicorn's supervisor and its two workers
+    assert server.process_count == len(pids)
+    assert server.total_peak_mb > server.peak_mb > 10
+    for pid in pids:
+        with pytest.raises(ProcessLookupError):
+            os.kill(pid, 0)
+
+
+@pytest.mark.slow
+def test_the_peers_model_code_answers_what_the_service_answers() -> None:
+    """bench/peer_servers/composed.py (what every peer serves) gives the service's
+    probabilities for real test images decoded from PNG."""
+    from app.inference import load_version
+    from app.repository import latest_version
+    from bench.harness import sample_pngs
+
+    path, manifest = latest_version(ROOT / "models", "fashion-mnist")
+    composed = importlib.import_module("composed")
+    peer = composed.Classifier(str(path))
+    pngs = sample_pngs("fashion-mnist", 16)
+    pixels = np.stack([composed.decode_png(png) for png in pngs])
+    service = load_version(path, manifest)
+    np.testing.assert_allclose(peer.classify(pixels), service.classify(pixels), atol=1e-6)
+    labels = [row["label"] for row in composed.answer(peer.classify(pixels))]
+    assert labels == service.classify(pixels).argmax(axis=1).tolist()
