@@ -15,6 +15,7 @@ from types import ModuleType
 from typing import Any
 
 import numpy as np
+from threadpoolctl import threadpool_limits
 
 from app.jobs import NamedByManifest, Operation, Outputs
 from app.ood import OodScorer
@@ -51,10 +52,19 @@ tf = _tensorflow_without_keras()
 
 
 def configure_threads(intra_op: int) -> None:
-    """Before TensorFlow's first op; 0 keeps TensorFlow's own choice. A process whose
-    TensorFlow already runs (a second app in one process: tests, tools) keeps its setting."""
+    """TensorFlow's intra-op threads and NumPy's BLAS threads (the ood score's projection),
+    before TensorFlow's first op; 0 keeps both libraries' own choice (one per core).
+
+    Both pools' idle threads spin for a while after each call: at 32 connections two of each
+    kept 1.8 cores busy for what one thread each does with 1.0 (docs/benchmarks.md). A process
+    whose TensorFlow already runs (a second app in one process: tests, tools) keeps its
+    TensorFlow setting.
+    """
+    if not intra_op:
+        return
+    threadpool_limits(limits=intra_op, user_api="blas")  # stays in force: not a `with`
     threading = tf.config.threading
-    if not intra_op or threading.get_intra_op_parallelism_threads() == intra_op:
+    if threading.get_intra_op_parallelism_threads() == intra_op:
         return
     try:
         threading.set_intra_op_parallelism_threads(intra_op)

@@ -59,10 +59,11 @@ class Settings(BaseSettings):
     reload_interval_s: float = Field(default=10.0, ge=0)
     """How often to look for a new model version to load, check, warm and swap in; 0 = never."""
     inference_threads: int = Field(default=1, ge=0)
-    """TensorFlow intra-op threads per worker; 0 lets TensorFlow decide (one per core). One by
-    default: TensorFlow's idle pool threads spin on a core the event loop needs, which cost a
-    fifth of single-connection throughput for 7 % more on 256-image requests
-    (docs/benchmarks.md, `bench/ab.py --before-env LATENTSERVE_INFERENCE_THREADS=0`)."""
+    """TensorFlow intra-op threads, and NumPy BLAS threads, per worker; 0 lets each library
+    decide (one per core). One by default: their idle pool threads spin on cores the event loop
+    and other workers need; one thread each served 1.28x the single-connection requests and
+    1.35x the 256-image requests, at half the CPU per request (docs/benchmarks.md,
+    `bench/ab.py --before-env LATENTSERVE_INFERENCE_THREADS=0`)."""
     host: str = "127.0.0.1"
     """Address uvicorn binds to (0.0.0.0 in the container)."""
     port: int = Field(default=8000, ge=1, le=65535)

@@ -3,6 +3,8 @@
     git archive <ref> | tar -x -C /tmp/before      # the checkout to compare against
     .venv/bin/python bench/ab.py --before /tmp/before [--rounds 3] [--duration 8]
     .venv/bin/python bench/ab.py --before-env LATENTSERVE_INFERENCE_THREADS=0   # a setting
+    .venv/bin/python bench/ab.py --app bench.floor:app_from_env \
+        --before-env LATENTSERVE_LOG_LEVEL=warning     # the access line's cost on the floor
 
 Both checkouts serve the shipped models of this one, with this virtualenv, access line on as
 shipped. Rows: /classify with one PNG (multipart) and with one JSON pixel array at 32
@@ -37,6 +39,9 @@ from harness import (
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--before", type=Path, default=ROOT, help="checkout to compare against")
+    parser.add_argument(
+        "--app", default="app.main:app_from_env", help="uvicorn factory both sides serve"
+    )
     parser.add_argument(
         "--before-env",
         action="append",
@@ -73,7 +78,7 @@ def main() -> int:
         sides = (("before", args.before.resolve(), before_env), ("after", ROOT, env))
         for label, root, side_env in sides:
             log = args.out / "logs" / f"ab-{label}.log"
-            with Server.uvicorn("app.main:app_from_env", side_env, True, log, root=root) as server:
+            with Server.uvicorn(args.app, side_env, True, log, root=root) as server:
                 for name, script, conns in rows:
                     cpu = server.cpu_seconds()
                     result = run_wrk(
@@ -86,7 +91,8 @@ def main() -> int:
                     print(f"round {round_} {label:<6} {name:<13} c={conns:<3} {result}", flush=True)
     lines = [
         f"Machine: {machine()}; {args.rounds} rounds, {args.duration} s per wrk run, "
-        f"model `{args.model}`; before = `{args.before}` {' '.join(args.before_env)}. "
+        f"model `{args.model}`, `{args.app}`; before = `{args.before}` "
+        f"{' '.join(args.before_env)}. "
         "Medians over the rounds; CPU is the "
         "server process's user + system time per request, every thread.",
         "",
