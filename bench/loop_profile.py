@@ -1,6 +1,6 @@
 """Where the event loop's time goes under load: py-spy on a server while wrk drives it.
 
-    .venv/bin/python bench/profile.py [--target floor|service] [--connections 32] [--seconds 8]
+    .venv/bin/python bench/loop_profile.py [--target floor|service] [--connections 32] [--seconds 8]
 
 Starts the no-model floor (bench/floor.py) or the service, as shipped (access line on), warms
 it up, then samples every thread with py-spy (PyPI; a dev dependency) at 200 Hz while wrk
@@ -93,7 +93,7 @@ def main() -> int:
     }
     log = out / "logs" / f"profile-{args.target}.log"
     with (
-        Server.uvicorn(TARGETS[args.target], env, True, log) as server,
+        Server.uvicorn(TARGETS[args.target], env, True, log, root=args.root.resolve()) as server,
         tempfile.TemporaryDirectory() as tmp,
     ):
         run_wrk(server.url + "/classify", script, args.connections, 3)  # warm-up
@@ -110,11 +110,7 @@ def main() -> int:
         print(
             f"{args.target}, /classify one PNG, c={args.connections}: {result['req_s']:.0f} req/s"
         )
-        print(
-            "\n".join(
-                summarise(raw, round(result["requests"] * (args.seconds - 0.5) / args.seconds))
-            )
-        )
+        print("\n".join(summarise(raw)))
     return 0
 
 
