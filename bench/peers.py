@@ -126,11 +126,39 @@ def mlserver_files(batching: bool) -> Callable[[Path, int], None]:
     return write
 
 
+def v1_label(answer: Any) -> int:
+    return int(answer["predictions"][0]["label"])
+
+
+def kserve(
+    name: str, ready: str, call: Callable[[bytes], Call], label: Callable[[Any], int]
+) -> Config:
+    """KServe's model server (one process); its gRPC port must not collide with another's."""
+    command = ["python", str(SERVERS / "kserve_model.py"), "--workers", "1"]
+    command += ["--grpc_port", str(free_port())]
+    return Config(name, "kserve", command, ready, call, label, port_flag="--http_port")
+
+
+def mlserver(name: str, call: Callable[[bytes], Call], batching: bool) -> Config:
+    """MLServer started in a folder of its own settings (ports, model, batching)."""
+    return Config(
+        name,
+        "mlserver",
+        ["mlserver", "start", "."],
+        "/v2/models/fashion-mnist/ready",
+        call,
+        v2_label,
+        port_flag="",
+        files=mlserver_files(batching),
+    )
+
+
 def configs(model: str) -> list[Config]:
+    v1 = "/v1/models/fashion-mnist:predict"
     v2 = "/v2/models/fashion-mnist/infer"
+    v2_ready = "/v2/models/fashion-mnist/ready"
     uvicorn = ["python", "-m", "uvicorn", "--host", "127.0.0.1"]
     bentoml = ["bentoml", "serve", "bentoml_service:Classifier"]
-    mlserver = ["mlserver", "start", "."]
     return [
         Config(
             "latentserve",
@@ -138,7 +166,7 @@ def configs(model: str) -> list[Config]:
             [*uvicorn, "--factory", "app.main:app_from_env", "--no-access-log"],
             "/readyz",
             multipart_call("/classify", "file"),
-            lambda answer: answer["predictions"][0]["label"],
+            v1_label,  # latentserve answers in the same shape
             env={"LATENTSERVE_MODELS": model},
         ),
         Config(
@@ -166,68 +194,11 @@ def configs(model: str) -> list[Config]:
             lambda answer: answer[0]["label"],
             env={"PEER_BATCHING": "1"},
         ),
-        Config(
-            "KServe V1 (JSON, base64 PNG)",
-            "kserve",
-            [
-                "python",
-                str(SERVERS / "kserve_model.py"),
-                "--workers",
-                "1",
-                "--grpc_port",
-                str(free_port()),
-            ],
-            "/v1/models/fashion-mnist",
-            v1_b64("/v1/models/fashion-mnist:predict"),
-            lambda answer: answer["predictions"][0]["label"],
-            port_flag="--http_port",
-        ),
-        Config(
-            "KServe V2 (JSON, base64 PNG)",
-            "kserve",
-            [
-                "python",
-                str(SERVERS / "kserve_model.py"),
-                "--workers",
-                "1",
-                "--grpc_port",
-                str(free_port()),
-            ],
-            "/v2/models/fashion-mnist/ready",
-            v2_b64(v2),
-            v2_label,
-            port_flag="--http_port",
-        ),
-        Config(
-            "MLServer, adaptive batching (base64 PNG)",
-            "mlserver",
-            mlserver,
-            "/v2/models/fashion-mnist/ready",
-            v2_b64(v2),
-            v2_label,
-            port_flag="",
-            files=mlserver_files(batching=True),
-        ),
-        Config(
-            "MLServer, no batching (base64 PNG)",
-            "mlserver",
-            mlserver,
-            "/v2/models/fashion-mnist/ready",
-            v2_b64(v2),
-            v2_label,
-            port_flag="",
-            files=mlserver_files(batching=False),
-        ),
-        Config(
-            "MLServer, adaptive batching (pixel tensor)",
-            "mlserver",
-            mlserver,
-            "/v2/models/fashion-mnist/ready",
-            v2_pixels(v2),
-            v2_label,
-            port_flag="",
-            files=mlserver_files(batching=True),
-        ),
+        kserve("KServe V1 (JSON, base64 PNG)", "/v1/models/fashion-mnist", v1_b64(v1), v1_label),
+        kserve("KServe V2 (JSON, base64 PNG)", v2_ready, v2_b64(v2), v2_label),
+        mlserver("MLServer, adaptive batching (base64 PNG)", v2_b64(v2), batching=True),
+        mlserver("MLServer, no batching (base64 PNG)", v2_b64(v2), batching=False),
+        mlserver("MLServer, adaptive batching (pixel tensor)", v2_pixels(v2), batching=True),
     ]
 
 
