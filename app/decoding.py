@@ -119,10 +119,12 @@ def load_complete(image: Image.Image, data: bytes) -> Image.Image:
     return image
 
 
-def _strict_jpeg(data: bytes, colorspace: str) -> np.ndarray | None:
+def _strict_jpeg(data: bytes, colorspace: str, **scale: int) -> np.ndarray | None:
     """libjpeg-turbo's decode; None when only a warning other than truncation stopped it."""
     try:
-        decoded: np.ndarray = simplejpeg.decode_jpeg(data, colorspace=colorspace, strict=True)
+        decoded: np.ndarray = simplejpeg.decode_jpeg(
+            data, colorspace=colorspace, strict=True, **scale
+        )
     except ValueError as err:
         if any(sign in str(err).lower() for sign in JPEG_TRUNCATED):
             raise TruncatedImage(str(err)) from None
@@ -130,16 +132,23 @@ def _strict_jpeg(data: bytes, colorspace: str) -> np.ndarray | None:
     return decoded
 
 
-def decode_jpeg(data: bytes, header: Image.Image) -> np.ndarray | None:
+def decode_jpeg(data: bytes, header: Image.Image, min_side: int = 0) -> np.ndarray | None:
     """uint8 (h, w) luma of a JPEG, EXIF orientation applied; TruncatedImage if it ends early.
 
-    None when Pillow should decode it after all: a CMYK JPEG (libjpeg-turbo makes no luma from
-    CMYK; checked whole first), or one whose libjpeg warning is not about truncation.
+    With `min_side`, a large JPEG is decoded scaled down by libjpeg (1/2 to 1/8, its DCT does
+    it nearly for free) as far as its longer side stays at least `min_side`: a 12-megapixel
+    photo framed into 28x28 needs no 12 million pixels. None when Pillow should decode it
+    after all: a CMYK JPEG (libjpeg-turbo makes no luma from CMYK; checked whole first), or
+    one whose libjpeg warning is not about truncation.
     """
     if header.mode == "CMYK":
         _strict_jpeg(data, "CMYK")
         return None
-    decoded = _strict_jpeg(data, "GRAY")
+    width, height = header.size
+    scale = {}
+    if min_side and max(width, height) >= 2 * min_side:
+        scale = {"min_width": min_side} if width >= height else {"min_height": min_side}
+    decoded = _strict_jpeg(data, "GRAY", **scale)
     if decoded is None:
         return None
     gray = decoded[:, :, 0]

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Annotated
+from typing import Annotated, Literal
 
 from fastapi import Depends, Request
 from pydantic import BaseModel, Field
@@ -62,6 +62,11 @@ class ImageQuery(BaseModel):
         "auto",
         description="invert polarity: auto detects dark strokes on a light ground by the "
         "image border; true/false force it",
+    )
+    debug: Literal["framed"] | None = Field(
+        None,
+        description="framed: also return each input image as the model saw it (after "
+        "polarity, ground removal, cropping and fitting), as base64 28x28 PNGs in `framed`",
     )
 
 

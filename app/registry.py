@@ -24,6 +24,7 @@ from pathlib import Path
 from app.errors import ModelNotFound, NotReady, VersionNotFound
 from app.jobs import Model
 from app.repository import (
+    FRAMING,
     MANIFEST,
     Manifest,
     RepositoryError,
@@ -58,6 +59,21 @@ def freeze_heap() -> None:
     gc.collect()
     gc.freeze()
     logger.debug("froze %d objects out of the garbage collector's scans", gc.get_freeze_count())
+
+
+def _check_framing(planned: PlannedVersion) -> None:
+    """A version exported for another framing still serves, with a warning: its accuracy on
+    uploads that are not clean 28x28 images may differ from what its training measured."""
+    recorded = planned.manifest.input.framing
+    if recorded != FRAMING:
+        logger.warning(
+            "%s was exported for framing %d; this service frames uploads with framing %d "
+            "(app/framing.py): answers for resized uploads may differ from what it was "
+            "measured with",
+            planned.path,
+            recorded,
+            FRAMING,
+        )
 
 
 def _stamp(path: Path) -> float:
@@ -105,6 +121,8 @@ class ModelRegistry:
             self._planned[name] = {
                 v: PlannedVersion(available[v], verified_manifest(available[v])) for v in selected
             }
+            for planned in self._planned[name].values():
+                _check_framing(planned)
         if not self._planned:
             raise RepositoryError(f"no models in {root}")
         self.default_name = self._settings.default_model or sorted(self._planned)[0]
@@ -165,6 +183,7 @@ class ModelRegistry:
         stamp = _stamp(path)
         try:
             manifest = verified_manifest(path)
+            _check_framing(PlannedVersion(path, manifest))
             return self._loader(path, manifest), manifest
         except Exception as err:
             self._refused[path] = stamp

@@ -22,6 +22,11 @@ IMAGE_SIDE = 28
 """Every model takes IMAGE_SIDE x IMAGE_SIDE grayscale pixels."""
 PIXEL_RANGE = (0, 255)
 POLARITY = "light foreground on a dark background"
+FRAMING = 2
+"""How the service frames an upload into the input (app.framing), recorded in every manifest.
+1: cropped at a fixed stroke threshold and fitted (until 2026-12; a manifest without the field).
+2: the ground estimated and removed, the noise measured and cut, the item cropped, fitted and
+stretched to 255; pictures whose ground is already black frame as in 1."""
 
 
 class RepositoryError(RuntimeError):
@@ -36,6 +41,11 @@ class InputSpec(BaseModel):
     polarity: str = POLARITY
     fit_box: int = Field(IMAGE_SIDE, description="longer side of a resized upload, in pixels")
     centre_of_mass: bool = Field(False, description="centre resized uploads by mass")
+    framing: int = Field(
+        1,
+        description="the framing uploads get (app.repository.FRAMING): what the model's "
+        "image-folder training images got, and the one its accuracy on photos was measured with",
+    )
 
 
 class LatentSpec(BaseModel):

@@ -44,8 +44,17 @@ def ood_verdicts(model: Model, outputs: Outputs, threshold: float | None) -> lis
     return [OodVerdict(ood_score=s, in_distribution=s <= limit) for s in scores.astype(float)]
 
 
+def framed_pngs(images: np.ndarray) -> list[str]:
+    """?debug=framed: each input as the model saw it, a base64 28x28 PNG."""
+    return [_base64_png(image) for image in images]
+
+
 def classify_response(
-    model: Model, outputs: Outputs, top_k: int | None, ood_threshold: float | None
+    model: Model,
+    outputs: Outputs,
+    top_k: int | None,
+    ood_threshold: float | None,
+    framed: list[str] | None = None,
 ) -> ClassifyResponse:
     names = model.manifest.class_names
     probabilities = outputs.require("probabilities")
@@ -67,10 +76,12 @@ def classify_response(
                 **verdict.model_dump(),
             )
         )
-    return ClassifyResponse(model=model_ref(model), predictions=predictions)
+    return ClassifyResponse(model=model_ref(model), predictions=predictions, framed=framed)
 
 
-def embed_json(model: Model, latents: np.ndarray, normalize: bool) -> bytes:
+def embed_json(
+    model: Model, latents: np.ndarray, normalize: bool, framed: list[str] | None = None
+) -> bytes:
     """An `EmbedResponse` as JSON bytes, written straight from the float32 array.
 
     256 embeddings are 400,000 numbers: as Python floats in a pydantic model and its JSON they
@@ -84,6 +95,8 @@ def embed_json(model: Model, latents: np.ndarray, normalize: bool) -> bytes:
         "dim": int(latents.shape[1]),
         "embeddings": np.ascontiguousarray(latents, dtype=np.float32),
     }
+    if framed is not None:
+        body["framed"] = framed
     return orjson.dumps(body, option=orjson.OPT_SERIALIZE_NUMPY)
 
 
@@ -117,7 +130,11 @@ def reconstruction_errors(images: np.ndarray, reconstructions: np.ndarray) -> np
 
 
 def reconstruct_response(
-    model: Model, images: np.ndarray, outputs: Outputs, ood_threshold: float | None
+    model: Model,
+    images: np.ndarray,
+    outputs: Outputs,
+    ood_threshold: float | None,
+    framed: list[str] | None = None,
 ) -> ReconstructResponse:
     errors = reconstruction_errors(images, outputs.require("reconstruction"))
     verdicts = ood_verdicts(model, outputs, ood_threshold)
@@ -125,7 +142,7 @@ def reconstruct_response(
         Reconstruction(image_png=_base64_png(p), error=float(e), **v.model_dump())
         for p, e, v in zip(outputs.require("pixels"), errors, verdicts, strict=True)
     ]
-    return ReconstructResponse(model=model_ref(model), reconstructions=items)
+    return ReconstructResponse(model=model_ref(model), reconstructions=items, framed=framed)
 
 
 def version_info(manifest: Manifest) -> VersionInfo:

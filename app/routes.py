@@ -84,7 +84,13 @@ def _timing(model: Model, timing: Timing | None) -> dict[str, str]:
 
 
 def _dump(build: Callable[..., BaseModel], *args: Any) -> str:
-    return build(*args).model_dump_json()
+    body = build(*args)
+    # `framed` is there only when asked for (?debug=framed), not as a null in every answer.
+    return body.model_dump_json(exclude={"framed"} if getattr(body, "framed", 1) is None else None)
+
+
+def _framed(query: ImageQuery, result: Result) -> list[str] | None:
+    return results.framed_pngs(result.images) if query.debug == "framed" else None
 
 
 async def _json(
@@ -116,8 +122,9 @@ async def classify(request: Request, query: Annotated[ClassifyQuery, Query()]) -
     result = await batch.run("classify")
     model, outputs = batch.model, result.outputs
     threshold = query.ood_threshold
+    framed = _framed(query, result)
     return await _json(
-        result, model, results.classify_response, model, outputs, query.top_k, threshold
+        result, model, results.classify_response, model, outputs, query.top_k, threshold, framed
     )
 
 
@@ -143,7 +150,9 @@ async def embed(request: Request, query: Annotated[EmbedQuery, Query()]) -> Resp
         body = await _build(len(latents), results.embed_npy, latents, normalize)
         response = Response(body, media_type=NPY)
     else:  # JSON straight from the float32 array; response_model still documents the shape
-        body = await _build(len(latents), results.embed_json, batch.model, latents, normalize)
+        framed = _framed(query, result)
+        build = results.embed_json
+        body = await _build(len(latents), build, batch.model, latents, normalize, framed)
         response = Response(body, media_type=JSON)
     timing_headers(response, batch.model, result.timing)
     return response
@@ -169,8 +178,8 @@ async def reconstruct(request: Request, query: Annotated[OodQuery, Query()]) -> 
     images, outputs = result.images, result.outputs
     if _preferred(request, PNG) == PNG and len(images) == 1:
         return _png_reconstruction(version, images, result, ood_threshold)
-    build = results.reconstruct_response
-    return await _json(result, version, build, version, images, outputs, ood_threshold)
+    build, framed = results.reconstruct_response, _framed(query, result)
+    return await _json(result, version, build, version, images, outputs, ood_threshold, framed)
 
 
 def _png_reconstruction(

@@ -46,15 +46,24 @@ class Prediction(OodVerdict):
     )
 
 
+FRAMED = Field(
+    None,
+    description="with ?debug=framed: each input image as the model saw it (polarity, ground "
+    "removed, cropped and fitted), base64 of a 28x28 grayscale PNG, in request order",
+)
+
+
 class ClassifyResponse(BaseModel):
     model: ModelRef
     predictions: list[Prediction]
+    framed: list[str] | None = FRAMED
 
 
 class EmbedResponse(BaseModel):
     model: ModelRef
     dim: int = Field(description="length of every embedding")
     embeddings: list[list[float]]
+    framed: list[str] | None = FRAMED
 
 
 class Reconstruction(OodVerdict):
@@ -65,6 +74,7 @@ class Reconstruction(OodVerdict):
 class ReconstructResponse(BaseModel):
     model: ModelRef
     reconstructions: list[Reconstruction]
+    framed: list[str] | None = FRAMED
 
 
 class Limits(BaseModel):

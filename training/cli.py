@@ -219,6 +219,23 @@ def build_parser() -> argparse.ArgumentParser:
     cal.add_argument("--results", type=Path, help="where ood.json goes (default as for train)")
     cal.add_argument("--report", type=Path)
 
+    rob = commands.add_parser(
+        "robustness",
+        help="photos and scans against clean images: accuracy per distortion (the framing)",
+    )
+    rob.add_argument(
+        "--model-dir",
+        type=Path,
+        action="append",
+        required=True,
+        help="models/<name>/<version>; repeat for several",
+    )
+    rob.add_argument("--images", type=int, default=2000, help="test images per dataset")
+    rob.add_argument("--seed", type=int, default=0)
+    rob.add_argument("--cache-dir", type=Path, default=DEFAULT_CACHE_DIR)
+    rob.add_argument("--results", type=Path, help="where robustness.json goes (default as train)")
+    rob.add_argument("--report", type=Path)
+
     rep = commands.add_parser("report", help="regenerate docs/training.md from the results")
     rep.add_argument("--results", type=Path, default=DEFAULT_RESULTS)
     rep.add_argument("--report", type=Path, default=DEFAULT_REPORT)
@@ -261,6 +278,25 @@ def with_head(config: TrainConfig, head: HeadKind | None) -> TrainConfig:
     return replace(config, model=replace(config.model, head=head)) if head else config
 
 
+def _robustness(args: argparse.Namespace) -> int:
+    import json
+
+    from training.report import write_report
+    from training.robustness import robustness
+
+    found = robustness(args.model_dir, args.images, args.seed, args.cache_dir)
+    args.model_dir = args.model_dir[0]  # reports go where this repository's go
+    results, report = output_paths(args)
+    for name, record in found.items():
+        (results / name).mkdir(parents=True, exist_ok=True)
+        (results / name / "robustness.json").write_text(json.dumps(record, indent=2) + "\n")
+        print(f"{name}:")
+        for row in record["rows"]:
+            print(f"  {row['name']:26s} {row['accuracy'] * 100:6.2f}%  refused {row['refused']}")
+    write_report(results, report)
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(
@@ -287,6 +323,8 @@ def main(argv: list[str] | None = None) -> int:
                 )
             )
             return 0
+        if args.command == "robustness":
+            return _robustness(args)
         if args.command == "calibrate":
             from training.parts import calibrate_existing
             from training.report import write_report

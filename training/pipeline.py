@@ -15,6 +15,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from app.repository import FRAMING as SERVICE_FRAMING
 from app.repository import (
     IMAGE_SIDE,
     DatasetInfo,
@@ -89,7 +90,9 @@ def describe(
             labels_seen=labels_seen,
         ),
         class_names=list(dataset.class_names),
-        input=InputSpec.model_validate(FRAMING.get(dataset.name, FOLDER_FRAMING)),
+        input=InputSpec.model_validate(
+            {**FRAMING.get(dataset.name, FOLDER_FRAMING), "framing": SERVICE_FRAMING}
+        ),
         latent=latent,
         preprocessing=PREPROCESSING,
         training=config.to_dict(),

@@ -97,7 +97,7 @@ function describeModel() {
   if (!model) return;
   const item = model.dataset.item || "image";
   $("model-info").textContent = `${model.class_names.length} classes of ${item}s`;
-  $("hint").textContent = `Draw a ${item}: light strokes on a dark ground, like its training images.`;
+  $("hint").textContent = `Draw a ${item} in light strokes, or drop a photo or scan of one.`;
 }
 
 // --- input ----------------------------------------------------------------------------------
@@ -226,12 +226,13 @@ async function update() {
   // Pin the version, so that all four answers come from the same one during a rollout.
   const query = `model=${encodeURIComponent(model.name)}&version=${model.version}`;
   const [classified, rebuilt, embedded] = await Promise.all([
-    api(`/classify?${query}&top_k=${TOP_K}`, imageForm(image)).then((r) => r.json()),
+    api(`/classify?${query}&top_k=${TOP_K}&debug=framed`, imageForm(image)).then((r) => r.json()),
     api(`/reconstruct?${query}`, imageForm(image)).then((r) => r.json()),
     api(`/embed?${query}`, imageForm(image)).then((r) => r.json()),
   ]);
   const prediction = classified.predictions[0];
   showPrediction(model, prediction);
+  showFramed(classified.framed[0]);
   showReconstruction(rebuilt.reconstructions[0]);
   showLatent(model, embedded.embeddings[0]);
   if (model.index) {
@@ -281,6 +282,12 @@ function showPrediction(model, prediction) {
       return item;
     }),
   );
+}
+
+function showFramed(png) {
+  // The upload after polarity, ground removal, cropping and fitting: a framing problem shows
+  // here, a model problem does not.
+  $("framed").src = `data:image/png;base64,${png}`;
 }
 
 function showReconstruction(reconstruction) {

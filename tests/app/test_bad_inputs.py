@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import base64
+import io
 
 import httpx
+import numpy as np
 import pytest
+from PIL import Image
 
 from tests.app.conftest import digit_like, png_bytes
 from tests.app.corrupt import jpeg_ending_early, png_header_only, png_with_short_stream
@@ -252,3 +255,53 @@ def test_bad_requests_leave_good_ones_answered_exactly_as_before(client: httpx.C
     after = client.post("/classify", **good)
     assert after.status_code == 200
     assert after.json() == before.json()
+
+
+def _picture(pixels: np.ndarray, fmt: str = "PNG", mode: str | None = None) -> bytes:
+    buffer = io.BytesIO()
+    image = Image.fromarray(pixels)
+    (image.convert(mode) if mode else image).save(buffer, format=fmt)
+    return buffer.getvalue()
+
+
+def _hard_pictures() -> dict[str, tuple[bytes, set[int]]]:
+    """Pictures that are hard to frame, and the answers each may get: a prediction, or a 422
+    for a picture in which nothing stands out (documented in the README)."""
+    rng = np.random.default_rng(0)
+    page = np.full((300, 220), 245, np.uint8)
+    photo = np.clip(rng.normal(128, 4, (240, 320)), 0, 255).astype(np.uint8)
+    stripes = np.full((90, 90), 60, np.uint8)
+    stripes[::3] = 200
+    line = np.full((200, 200), 240, np.uint8)
+    line[100, 30:170] = 20
+    wide = (digit_like(2).astype(np.uint16) * 257).repeat(3, 0).repeat(3, 1)
+    cutout = np.zeros((80, 80, 4), np.uint8)
+    cutout[..., :3] = (0, 160, 0)
+    cutout[20:60, 30:50] = (20, 20, 20, 255)
+    return {
+        "blank page": (_picture(page), {422}),
+        "nearly uniform photo": (_picture(photo, "JPEG"), {200, 422}),
+        "item touching every border": (_picture(stripes), {200}),
+        "one-pixel line": (_picture(line), {200}),
+        "16-bit PNG": (_picture(wide), {200}),
+        "CMYK JPEG": (
+            _picture(255 - digit_like(5).repeat(4, 0).repeat(4, 1), "JPEG", "CMYK"),
+            {200},
+        ),
+        "transparent cut-out on a coloured ground": (_picture(cutout), {200}),
+    }
+
+
+@pytest.mark.parametrize("name", list(_hard_pictures()))
+@pytest.mark.parametrize("endpoint", ["/classify", "/embed", "/reconstruct"])
+def test_hard_pictures_get_an_answer_never_a_5xx(
+    client: httpx.Client, name: str, endpoint: str
+) -> None:
+    data, allowed = _hard_pictures()[name]
+    response = client.post(endpoint, files={"file": ("x", data, "image/png")})
+    assert response.status_code in allowed, response.text
+    if response.status_code == 422:
+        error = response.json()["error"]
+        assert error["type"] == "invalid_image" and error["index"] == 0
+        assert "stands out from its ground" in error["message"]
+    assert client.get("/healthz").status_code == 200

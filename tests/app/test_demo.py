@@ -4,10 +4,12 @@ shows one)."""
 
 from __future__ import annotations
 
+import base64
 import io
 import re
 import shutil
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import httpx
@@ -22,6 +24,7 @@ from app.main import create_app
 from app.settings import Settings
 from tests.app.conftest import RaisingRunner, serve, wait_ready
 from training.datasets import load_dataset
+from training.render import PHOTO, render
 
 ROOT = Path(__file__).resolve().parents[2]
 SHIPPED = ROOT / "models"
@@ -141,6 +144,28 @@ def test_an_uploaded_fashion_image_gets_its_class(
     assert page.locator("#neighbours li").first.inner_text().startswith("Ankle boot · 0.")
     expect(page.locator("#neighbours-title")).to_contain_text("stores their classes")
     shot(page, "ankle-boot")
+
+
+def test_a_photo_shows_what_the_model_saw(page: Page, shipped: str, tmp_path: Path) -> None:
+    """A phone photo of the ankle boot (dark on grey, unevenly lit, noisy, JPEG, stored
+    sideways with an EXIF tag): the page shows the framed 28x28 input beside the upload,
+    upright and light on black, and the class."""
+    boot = load_dataset("fashion-mnist").x_test[0]
+    photo = render(boot, replace(PHOTO, exif_share=1.0), np.random.default_rng(3))
+    path = tmp_path / "boot.jpg"
+    path.write_bytes(photo)
+    page.goto(shipped)
+    pick(page, "fashion-mnist")
+    page.set_input_files("#file", str(path))
+    expect(page.locator("#bars li .name").first).to_have_text(
+        "Ankle boot", timeout=ANSWER_TIMEOUT_MS
+    )
+    source = page.get_attribute("#framed", "src") or ""
+    assert source.startswith("data:image/png;base64,")
+    framed = np.asarray(Image.open(io.BytesIO(base64.b64decode(source.split(",", 1)[1]))))
+    assert framed.shape == (28, 28)
+    assert np.corrcoef(framed.ravel(), boot.ravel())[0, 1] > 0.8  # upright, light on black
+    shot(page, "photo-framed")
 
 
 def test_the_few_label_model_answers_and_its_neighbours_go_by_id(

@@ -210,6 +210,31 @@ def test_larger_upload_is_fitted_unless_resize_false(client: httpx.Client) -> No
     assert "resize=false" in refused.json()["error"]["message"]
 
 
+@pytest.mark.parametrize("endpoint", ENDPOINTS)
+def test_debug_framed_shows_what_the_model_saw(client: httpx.Client, endpoint: str) -> None:
+    """?debug=framed returns each input as framed (a grey, noisy photo of a digit here: the
+    PNG is the clean 28x28 the model was given); without it there is no `framed` field."""
+    rng = np.random.default_rng(0)
+    photo = np.asarray(Image.fromarray(255 - digit_like(4)).resize((120, 90)), np.float32)
+    photo = np.clip(photo * 0.8 + rng.normal(0, 4, photo.shape), 0, 255).astype(np.uint8)
+    files = [("file", ("a.png", png_bytes(photo), "image/png"))] * 2
+    plain = client.post(endpoint, files=files)
+    debug = client.post(f"{endpoint}?debug=framed", files=files)
+    assert plain.status_code == debug.status_code == 200
+    assert "framed" not in plain.json()
+    framed = [
+        np.asarray(Image.open(io.BytesIO(base64.b64decode(p)))) for p in debug.json()["framed"]
+    ]
+    assert len(framed) == 2 and framed[0].shape == (28, 28)
+    framing = client.get("/models/mnist").json()["input"]
+    options = ImageOptions(
+        max_pixels=10**6, fit_box=framing["fit_box"], centre_of_mass=framing["centre_of_mass"]
+    )
+    np.testing.assert_array_equal(framed[0], decode_image(png_bytes(photo), options, 0))
+    assert framed[0].max() == 255 and framed[0][0].max() == 0  # light on a black ground
+    assert client.post(f"{endpoint}?debug=pixels", files=files).status_code == 400
+
+
 def test_model_metadata(client: httpx.Client, settings: Settings) -> None:
     listing = client.get("/models").json()["models"]
     assert [m["name"] for m in listing] == ["fashion-mnist", "mnist"]
