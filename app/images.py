@@ -7,12 +7,13 @@ This and app.decoding are the only places the service decodes images. Every fail
 from __future__ import annotations
 
 import io
+import re
 import warnings
 from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
-from PIL import Image, ImageOps
+from PIL import Image, ImageOps, UnidentifiedImageError
 
 from app.decoding import JPEG_FORMATS, TruncatedImage, decode_jpeg, load_complete
 from app.errors import InvalidImage
@@ -22,6 +23,7 @@ from app.repository import IMAGE_SIDE as SIDE
 BORDER = 2  # pixels of the outer ring used to tell the background's brightness
 DARK_GROUND, LIGHT_GROUND = 64, 192  # ring means that settle polarity by the ground alone
 Invert = Literal["auto", "true", "false"]
+OBJECT_REPR = re.compile(r"<[\w.]+ object at 0x[0-9a-f]+>")
 
 
 @dataclass(frozen=True)
@@ -129,11 +131,19 @@ def decode_image(data: bytes, options: ImageOptions, index: int) -> np.ndarray:
         raise
     except TruncatedImage as err:
         raise InvalidImage(f"image is truncated: {err}", index) from None
+    except UnidentifiedImageError:
+        raise InvalidImage("cannot decode image: no format the service reads", index) from None
     except Exception as err:  # Pillow raises many types for corrupt files; all mean 422.
         if "truncated" in str(err):  # Pillow's own word for a file that stops mid-image
-            raise InvalidImage(f"image is truncated: {err}", index) from None
-        raise InvalidImage(f"cannot decode image: {err}", index) from None
+            raise InvalidImage(f"image is truncated: {_plain(err)}", index) from None
+        raise InvalidImage(f"cannot decode image: {_plain(err)}", index) from None
     return finish(gray, options, index)
+
+
+def _plain(err: Exception) -> str:
+    """A decoder's message without the object reprs some of them carry (`<_io.BytesIO object
+    at 0x7f...>`): they say nothing to a client, and differ from run to run."""
+    return OBJECT_REPR.sub("the file", str(err)) or type(err).__name__
 
 
 def from_array(values: list[list[float]], options: ImageOptions, index: int) -> np.ndarray:

@@ -17,7 +17,7 @@ from training.train import TrainConfig
 
 TINY_MODEL = ModelConfig(filters=(4, 4), head_units=16)
 TINY_TRAINING = TrainConfig(
-    model=TINY_MODEL, ae_epochs=1, head_epochs=2, fine_tune_epochs=0, batch_size=64
+    model=TINY_MODEL, encoder_steps=6, head_epochs=2, fine_tune_epochs=0, batch_size=64
 )
 
 

@@ -50,8 +50,8 @@ def test_no_print_in_library_code() -> None:
     offenders = []
     packages = ("app", "training", "latentserve")
     for path in [p for package in packages for p in (ROOT / package).rglob("*.py")]:
-        if path.name in allowed:
-            continue
+        if path.name in allowed or path.parent == ROOT / "training" / "commands":
+            continue  # the command line's own output (training/commands: one module each)
         for node in ast.walk(ast.parse(path.read_text())):
             if isinstance(node, ast.Call) and getattr(node.func, "id", None) == "print":
                 offenders.append(f"{path.name}:{node.lineno}")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import subprocess
 import sys
@@ -110,6 +111,7 @@ def folder_repository(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, P
     result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, check=False)
     assert result.returncode == 0, result.stderr[-3000:]
     assert result.stdout.strip().endswith(str(out / "wardrobe" / "1"))
+    (root / "train.log").write_text(result.stderr)  # what the user saw, for the verdict test
     return out, folder
 
 
@@ -135,3 +137,34 @@ def test_a_model_trained_on_an_image_folder_serves_its_classes(
     prediction = response.json()["predictions"][0]
     assert len(prediction["probabilities"]) == 3
     assert {c["class_name"] for c in prediction["top_k"]} == {"bag", "sneaker", "trouser"}
+
+
+def test_a_few_label_run_says_how_it_compares_with_pixels(
+    folder_repository: tuple[Path, Path],
+) -> None:
+    """The run ends with the served classifier against the pixel baselines on the terminal,
+    records them in the manifest and the report, and lists what to label next."""
+    out, folder = folder_repository
+    said = (out.parent / "train.log").read_text()
+    assert "few labels: the served classifier scores" in said
+    assert "pixels, logistic regression" in said and "pixels, label spreading" in said
+    assert "Ahead of the best pixel baseline" in said or "NOT AHEAD" in said
+    assert "what to label next:" in said
+    manifest = json.loads((out / "wardrobe" / "1" / "manifest.json").read_text())
+    baselines = manifest["training"]["baselines"]
+    assert set(baselines["pixels"]) == {
+        "pixels, logistic regression",
+        "pixels, propagation",
+        "pixels, label spreading",
+    }
+    assert baselines["ahead"] == (baselines["lead_points"] > 0)
+    assert manifest["training"]["selection"]["graph"] in ("latent", "pixels", "latent+pixels")
+    suggestions = (out / ".reports" / "results" / "wardrobe" / "suggestions.csv").read_text()
+    rows = [line.split(",") for line in suggestions.splitlines()[1:]]
+    assert len(rows) == 20
+    labelled = {p.relative_to(folder).as_posix() for p in folder.rglob("*.jpg")}
+    for _, image, guess, _ in rows:  # unlabelled images, or labelled ones the run did not use
+        assert (folder / image).is_file() and guess in ("bag", "sneaker", "trouser")
+    assert any(row[1].startswith("unlabelled/") for row in rows) or labelled
+    report = (out / ".reports" / "training.md").read_text()
+    assert "against pixel baselines on the same split" in report

@@ -72,6 +72,13 @@ class Dataset:
     y_train: np.ndarray
     x_test: np.ndarray
     y_test: np.ndarray
+    train_ids: tuple[str, ...] = ()
+    """An id per training image (an image folder's relative paths); empty: train/<index>."""
+    warnings: tuple[str, ...] = ()
+    """What loading left out or found odd (an image folder's unreadable files, say)."""
+
+    def train_id(self, index: int) -> str:
+        return self.train_ids[index] if self.train_ids else f"train/{index}"
 
 
 def read_idx(path: Path) -> np.ndarray:

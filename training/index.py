@@ -20,6 +20,7 @@ from app.errors import InvalidImage
 from app.images import ImageOptions, decode_image
 from app.repository import IndexSpec, Manifest
 from app.similarity import UNLABELLED, SimilarityIndex, save_reference
+from training.datasets import DatasetError
 
 logger = logging.getLogger(__name__)
 
@@ -94,18 +95,27 @@ def image_paths(folder: Path) -> list[Path]:
     return sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
 
 
-def frame_images(paths: list[Path], fit_box: int, centre_of_mass: bool) -> np.ndarray:
-    """The files at `paths` as uint8 (n, 28, 28), framed exactly as the service frames uploads
-    (app.images.decode_image); a file that cannot be read is a ValueError naming it."""
+def frame_image(data: bytes, fit_box: int, centre_of_mass: bool) -> np.ndarray:
+    """An image file as uint8 (28, 28), framed exactly as the service frames uploads
+    (app.images.decode_image); ValueError saying why when it cannot be."""
     options = ImageOptions(
         max_pixels=MAX_FOLDER_IMAGE_PIXELS, fit_box=fit_box, centre_of_mass=centre_of_mass
     )
+    try:
+        return decode_image(data, options, 0)
+    except InvalidImage as err:
+        raise ValueError(err.message) from None
+
+
+def frame_images(paths: list[Path], fit_box: int, centre_of_mass: bool) -> np.ndarray:
+    """The files at `paths` as uint8 (n, 28, 28), framed as the service frames uploads; a file
+    that cannot be read is a DatasetError naming it."""
     images = []
-    for index, path in enumerate(paths):
+    for path in paths:
         try:
-            images.append(decode_image(path.read_bytes(), options, index))
-        except (OSError, InvalidImage) as err:
-            raise ValueError(f"{path}: {getattr(err, 'message', err)}") from None
+            images.append(frame_image(path.read_bytes(), fit_box, centre_of_mass))
+        except (OSError, ValueError) as err:
+            raise DatasetError(f"{path}: {err}") from None
     return np.stack(images) if images else np.zeros((0, 28, 28), np.uint8)
 
 
@@ -117,7 +127,7 @@ def folder_images(
     relative to `folder`."""
     paths = image_paths(folder)
     if not paths:
-        raise ValueError(f"{folder}: no images ({', '.join(sorted(IMAGE_SUFFIXES))})")
+        raise DatasetError(f"{folder}: no images ({', '.join(sorted(IMAGE_SUFFIXES))})")
     images = frame_images(paths, manifest.input.fit_box, manifest.input.centre_of_mass)
     classes = {name: label for label, name in enumerate(manifest.class_names)}
     known = np.asarray([classes.get(path.parent.name, UNLABELLED) for path in paths])

@@ -19,15 +19,9 @@ import numpy as np
 from app.repository import IMAGE_SIDE
 from training.datasets import Dataset
 from training.evaluate import predict_classes
+from training.heads import embed, fit_head, fit_propagated_head
 from training.propagation import graph_vectors, mirrored, propagate
-from training.train import (
-    TrainConfig,
-    embed,
-    fit_head,
-    fit_propagated_head,
-    labelled_split,
-    split_train_val,
-)
+from training.train import TrainConfig, labelled_split, split_train_val
 
 logger = logging.getLogger(__name__)
 

@@ -26,6 +26,8 @@ class ModelConfig:
 
     filters: tuple[int, int] = (32, 16)
     """Conv channels of the two encoder stages; the second is the latent's depth."""
+    stage_convs: int = 1
+    """3x3 conv layers per encoder stage, before its pool (the latent's shape is the same)."""
     head: HeadKind = "dense"
     """dense: Dense layers on the flattened latent (reference); conv: one more 3x3 conv stage
     and a 2x2 pool on the spatial latent first."""
@@ -89,7 +91,8 @@ def build_encoder(config: ModelConfig) -> keras.Model:
     if config.input_mask:
         x = PatchMask(config.input_mask)(x)  # active only while training
     for channels in config.filters:
-        x = layers.Conv2D(channels, 3, padding="same", activation="relu")(x)
+        for _ in range(config.stage_convs):
+            x = layers.Conv2D(channels, 3, padding="same", activation="relu")(x)
         x = layers.MaxPooling2D(2)(x)
     latent = layers.Flatten(name="latent")(x)
     return keras.Model(pixels, latent, name="encoder")

@@ -167,7 +167,7 @@ def calibrate_existing(
     evaluation of every candidate score written to results_dir/<dataset>/ood.json."""
     manifest = read_manifest(version_dir)
     dataset = load_dataset(manifest.dataset.name, data_dir, cache_dir)
-    config = TrainConfig(**{k: v for k, v in manifest.training.items() if k != "model"})
+    config = TrainConfig.from_dict(manifest.training)
     found = calibration(dataset, config, manifest, saved_model_runner(version_dir), cache_dir)
     found.write(version_dir)
     _rewrite_manifest(version_dir, ood=found.spec)

@@ -7,7 +7,7 @@ import logging
 import os
 import platform
 import time
-from dataclasses import replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -28,11 +28,13 @@ from training import figures
 from training.datasets import FRAMING, ITEM, Dataset
 from training.evaluate import evaluate
 from training.export import export_repository, load_decoder, load_encoder
+from training.few_labels import Judged, judge
 from training.folders import FRAMING as FOLDER_FRAMING
 from training.label_curve import DEFAULT_LABELS, DEFAULT_SEEDS, label_curve
 from training.parts import calibration, keras_runner, training_reference, write_ood_results
 from training.propagation_study import propagation_study
 from training.report import write_report
+from training.suggest import DEFAULT_COUNT, write_csv
 from training.train import (
     PREDICT_BATCH,
     TrainConfig,
@@ -75,6 +77,7 @@ def describe(
     metrics: dict[str, Any],
     name: str | None = None,
     labels_seen: int | None = None,
+    few_labels: dict[str, Any] | None = None,
 ) -> Manifest:
     """The manifest of a run, before export gives it a version, checksums and a time stamp."""
     latent = LatentSpec(shape=list(config.model.latent_shape), dim=config.model.latent_dim)
@@ -95,7 +98,7 @@ def describe(
         ),
         latent=latent,
         preprocessing=PREPROCESSING,
-        training=config.to_dict(),
+        training=config.to_dict() | (few_labels or {}),
         metrics=_summary(metrics),
         signatures=signatures(latent.dim, len(dataset.class_names)),
         files={},
@@ -127,7 +130,8 @@ def train_or_reuse(
     encoder = load_encoder(source)
     decoder = load_decoder(source, config.model.latent_dim)
     keras.utils.set_random_seed(config.seed)
-    fitted = train_head(config, encoder, split_train_val(dataset, config), verbose)
+    splits = split_train_val(dataset, config)
+    fitted = train_head(config, encoder, splits, verbose)
     trained = TrainedModels(
         encoder,
         decoder,
@@ -137,8 +141,28 @@ def train_or_reuse(
         {"head": fitted.history},
         fitted.labels,
         fitted.labels_given,
+        fitted.few_labels,
+        splits,
+        config.objective,
     )
     return trained, {part: source / part for part in ("encoder", "decoder")}
+
+
+@dataclass(frozen=True)
+class Exported:
+    """What a training run made: the version, and what it has to tell its user."""
+
+    path: Path
+    summary: list[str] = field(default_factory=list)
+    """Lines for the end of the run: the few-label verdict, suggestions, warnings."""
+
+
+def _few_label_record(judged: Judged, suggestions: Path) -> dict[str, Any]:
+    return {
+        "baselines": judged.verdict.to_dict(),
+        "selection": judged.selection.to_dict(),
+        "suggestions": suggestions.name,
+    }
 
 
 def train_and_export(
@@ -151,13 +175,31 @@ def train_and_export(
     verbose: int = 2,
     index_images: bool = False,
     name: str | None = None,
-) -> Path:
+    suggest: int = DEFAULT_COUNT,
+) -> Exported:
     start = time.perf_counter()
     config = replace(config, model=replace(config.model, classes=len(dataset.class_names)))
     trained, copied = train_or_reuse(dataset, config, verbose)
+    config = replace(config, objective=trained.objective)  # the one kept, when chosen
     test_latents = embed(trained.encoder, dataset.x_test)  # one pass, for metrics and figures
     metrics = evaluate(trained, dataset, test_latents)
-    manifest = describe(dataset, config, metrics, name, trained.labels_given)
+    folder = results_dir / (name or dataset.name)
+    folder.mkdir(parents=True, exist_ok=True)
+    judged, few_label_record, summary = None, {}, list(dataset.warnings)
+    if trained.few_labels is not None and trained.splits is not None:
+        served = float(metrics["frozen"]["accuracy"])  # type: ignore[index]
+        judged = judge(dataset, trained.few_labels, trained.splits, config, served, suggest)
+        suggestions = write_csv(
+            folder / "suggestions.csv", judged.suggestions, judged.ids, dataset.class_names
+        )
+        few_label_record = _few_label_record(judged, suggestions)
+        if trained.objective_selection is not None:
+            few_label_record["objective_selection"] = trained.objective_selection.to_dict()
+            summary.append(f"objective: {trained.objective} ({trained.objective_selection.reason})")
+        summary += judged.verdict.lines()
+        summary.append(f"graph: {judged.selection.choice.name} ({judged.selection.reason})")
+        summary.append(f"what to label next: {suggestions} ({len(judged.suggestions)} images)")
+    manifest = describe(dataset, config, metrics, name, trained.labels_given, few_label_record)
     parts = {"encoder": trained.encoder, "decoder": trained.decoder, "classifier": trained.head}
     every_label = config.labels_per_class is None and bool(np.all(dataset.y_train >= 0))
     reference = training_reference(
@@ -167,8 +209,6 @@ def train_and_export(
     ood = calibration(dataset, config, manifest, run, head_labels=trained.head_labels)
     exported = export_repository(parts, out, manifest, version, reference, ood, copied)
     write_ood_results(results_dir, manifest.name, exported, ood)
-    folder = results_dir / manifest.name
-    folder.mkdir(parents=True, exist_ok=True)
     write_figures(dataset, test_latents, trained.decoder, folder, metrics)
     timings = {**trained.timings, "total_s": time.perf_counter() - start}
     record = {
@@ -177,13 +217,15 @@ def train_and_export(
         "machine": machine(),
         "config": config.to_dict(),
         "timings": timings,
-        "epochs_run": {k: len(v.get("loss", [])) for k, v in trained.history.items()},
+        "history": {k: {n: v[-1] for n, v in h.items() if v} for k, h in trained.history.items()},
         "test": metrics,
+        "few_labels": few_label_record or None,
+        "warnings": list(dataset.warnings),
     }
     (folder / "metrics.json").write_text(json.dumps(record, indent=2) + "\n")
     write_report(results_dir, report_path)
     logger.info("done in %.0f s: %s", timings["total_s"], _summary(metrics))
-    return exported
+    return Exported(exported, summary)
 
 
 def run_label_curve(

@@ -10,7 +10,7 @@ Choices, measured by `python -m training propagation-study` on Fashion-MNIST at 
 class with the shipped version 4 encoder, 3 seeds (docs/training.md has the table): the graph is
 built in the similarity index's space (whitened PCA, cosine), 32 dimensions (78.0 % of the
 training images labelled right; 64 dimensions 78.2 %, within the seeds' spread, 16 dimensions
-73.2 %); k = 10 (5 or 20: 77.7 %); class sizes balanced to the labelled set's proportions by
+73.2 %); k = 10 (5 or 20: 77.7 %); class sizes balanced (to equal sizes since 2026-12) by
 per-class offsets (75.7 % without); an image and its mirror image as one point (77.1 %
 without). The same recipe on raw pixels labels 73.7 % right.
 """
@@ -43,6 +43,9 @@ class Propagated:
 
     labels: np.ndarray
     weights: np.ndarray
+    margins: np.ndarray
+    """The gap between the best and second-best class scores: small where the graph is
+    unsure (what to label next, training/suggest.py)."""
 
 
 def mirrored(images: np.ndarray) -> np.ndarray:
@@ -93,6 +96,16 @@ def poisson_learning(
     return scores
 
 
+def class_proportions(classes: int) -> np.ndarray:
+    """The class sizes propagation balances to: equal. Balancing to the labelled images' own
+    proportions (as before) is the same for labels drawn per class, but labels added where the
+    graph was unsure (training/suggest.py), or more of one class because it was easier to
+    find, are not the classes' sizes: balanced to them, 20 more labels cost digits 11 points
+    instead of gaining (docs/experiments.md). A folder whose classes differ much in size wants
+    `balanced=False` (`--no-balance`)."""
+    return np.full(classes, 1.0 / classes)
+
+
 def balance(scores: np.ndarray, proportions: np.ndarray) -> np.ndarray:
     """Add a per-class offset until the predicted class sizes match `proportions`: Poisson
     learning favours classes whose labelled images sit in dense regions. (Additive offsets
@@ -115,8 +128,18 @@ def propagate(
     balanced: bool = True,
 ) -> Propagated:
     """Labels for every row of `vectors`, from `labels` of the rows `labelled`."""
-    graph = knn_graph(vectors, k)
-    proportions = np.bincount(labels, minlength=classes) / len(labels)
+    return propagate_on(knn_graph(vectors, k), labelled, labels, classes, balanced)
+
+
+def propagate_on(
+    graph: sp.csr_matrix,
+    labelled: np.ndarray,
+    labels: np.ndarray,
+    classes: int,
+    balanced: bool = True,
+) -> Propagated:
+    """`propagate` over a graph already built (cross-validation reuses one graph per fold)."""
+    proportions = class_proportions(classes)
     scores = poisson_learning(graph, labelled, labels, classes)
     if balanced:
         scores = balance(scores, proportions)
@@ -125,10 +148,10 @@ def propagate(
     weights = np.clip(margin / max(np.quantile(margin, CONFIDENT_QUANTILE), 1e-12), 0.0, 1.0)
     predicted = scores.argmax(axis=1)
     predicted[labelled], weights[labelled] = labels, 1.0
-    logger.info(
+    logger.debug(
         "propagated %d labels to %d images (mean weight %.2f)",
         len(labelled),
-        len(vectors),
+        graph.shape[0],
         weights.mean(),
     )
-    return Propagated(predicted, weights.astype(np.float32))
+    return Propagated(predicted, weights.astype(np.float32), margin.astype(np.float32))

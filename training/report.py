@@ -7,6 +7,8 @@ import os
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 TARGETS = {
     "fashion-mnist": {
         "frozen": 0.900,
@@ -42,10 +44,12 @@ def _dataset_section(name: str, metrics: dict[str, Any], folder: str) -> list[st
     frozen = test["frozen"]["accuracy"]
     timings, config = metrics["timings"], metrics["config"]
     reused = config.get("encoder_from")
+    encoder_s = timings.get("encoder_s", timings.get("autoencoder_s", 0.0))  # older runs
+    objective = config.get("objective", "autoencoder")
     part = (
         f"head only, on the encoder of `{reused}`"
         if reused
-        else f"autoencoder {timings['autoencoder_s']:.0f} s"
+        else f"encoder ({objective}) {encoder_s:.0f} s"
     )
     seen = metrics["dataset"].get("labels_seen")
     lines = [
@@ -86,11 +90,49 @@ def _dataset_section(name: str, metrics: dict[str, Any], folder: str) -> list[st
         "Per-class accuracy (frozen): "
         + ", ".join(f"{k} {_pct(v)}" for k, v in test["frozen"]["per_class_accuracy"].items()),
         "",
+        *_few_label_lines(metrics),
         f"![reconstructions]({folder}/reconstructions.png)",
         "",
         f"![confusion matrix]({folder}/confusion.png)",
         "",
         f"![latent map]({folder}/latent_map.png)",
+        "",
+    ]
+    return lines
+
+
+def _few_label_lines(metrics: dict[str, Any]) -> list[str]:
+    """A few-label run against its pixel baselines, the graph it chose, and warnings."""
+    lines = [f"- Warning: {warning}" for warning in metrics.get("warnings") or []]
+    few = metrics.get("few_labels")
+    if not few:
+        return [*lines, ""] if lines else []
+    verdict, selection = few["baselines"], few["selection"]
+    lines += [
+        "",
+        "Few labels, against pixel baselines on the same split and test images "
+        "(training/baselines.py):",
+        "",
+        "| classifier | test accuracy |",
+        "| --- | ---: |",
+        f"| served: latents, labels propagated over the {selection['graph']} graph "
+        f"| {_pct(verdict['served'])} |",
+        *[f"| {name} | {_pct(value)} |" for name, value in verdict["pixels"].items()],
+        "",
+        (
+            f"Ahead of the best pixel baseline ({verdict['best_baseline']}) by "
+            f"{verdict['lead_points']:+.2f} points."
+            if verdict["ahead"]
+            else f"**Not ahead**: {verdict['best_baseline']} scores {-verdict['lead_points']:.2f} "
+            "points more than the served classifier."
+        ),
+        f"Graph: {selection['graph']}, {selection['reason']}"
+        + (
+            " (" + ", ".join(f"{k} {v:.1%}" for k, v in selection["cross_validation"].items()) + ")"
+            if selection["cross_validation"]
+            else ""
+        )
+        + f". What to label next: `{few['suggestions']}` beside this run's metrics.",
         "",
     ]
     return lines
@@ -269,6 +311,71 @@ def _robustness_section(name: str, data: dict[str, Any]) -> list[str]:
     return lines
 
 
+MIN_SMALL_DATA_LEAD = 0.05  # >= 5 labels per class: the best pixel baseline + 5 points
+MIN_SUGGESTION_GAIN = 1.5  # labelling the suggested images gains 1.5x what random ones gain
+
+
+def _mean_sd(values: list[float]) -> str:
+    return f"{np.mean(values) * 100:.1f} ± {np.std(values) * 100:.1f}"
+
+
+def _small_data_section(runs: dict[str, Any]) -> list[str]:
+    """The small-data benchmark: per dataset, folder size and labels, mean ± sd of 3 seeds."""
+    groups: dict[tuple[str, int, int], list[dict[str, Any]]] = {}
+    for run in runs.values():
+        key = (run["dataset"], run["size"], run["labels_per_class"])
+        groups.setdefault(key, []).append(run)
+    names = sorted({n for run in runs.values() for n in run["baselines"]})
+    lines = [
+        "## Small folders: few labels against pixels",
+        "",
+        "`python -m training small-data` (training/small_data.py): image folders rendered as "
+        "users' folders look (training/render.py FOLDER), each trained with the defaults of "
+        "`train --images`; test accuracy on 1,000 test images, mean ± sd over the seeds. Lead: "
+        "the served classifier minus the best pixel baseline. Gain: test points won by labelling "
+        "the run's 20 suggestions, and 20 random unlabelled images, then training again.",
+        "",
+        "| dataset | images | labels/class | seeds | served | "
+        + " | ".join(names)
+        + " | lead | gain, suggested | gain, random | minutes |",
+        "| --- | ---: | ---: | ---: | ---: | "
+        + " | ".join("---:" for _ in names)
+        + " | ---: | ---: | ---: | ---: |",
+    ]
+    failed: list[str] = []
+    gains: dict[str, list[float]] = {"suggested": [], "random": []}
+    for (dataset, size, per_class), group in sorted(groups.items()):
+        served = [run["served"] for run in group]
+        means = {n: float(np.mean([run["baselines"][n] for run in group])) for n in names}
+        lead = float(np.mean(served)) - max(means.values())
+        for how in gains:
+            gains[how] += [run["gain"][how] for run in group]
+        trained = [run["seconds"] for run in group if run["encoder_trained"]]
+        minutes = f"{np.mean(trained) / 60:.1f}" if trained else "(head only)"
+        lines.append(
+            f"| {dataset} | {size} | {per_class} | {len(group)} | {_mean_sd(served)} | "
+            + " | ".join(_mean_sd([run["baselines"][n] for run in group]) for n in names)
+            + f" | {lead * 100:+.1f} | {_mean_sd([r['gain']['suggested'] for r in group])} "
+            f"| {_mean_sd([r['gain']['random'] for r in group])} | {minutes} |"
+        )
+        goal = MIN_SMALL_DATA_LEAD if per_class >= 5 else 0.0
+        if lead < goal:
+            failed.append(f"{dataset} {size}/{per_class} ({lead * 100:+.1f})")
+    ratio = float(np.mean(gains["suggested"])) / max(float(np.mean(gains["random"])), 1e-9)
+    lines += [
+        "",
+        f"Targets: with ≥ 5 labels per class, the best pixel baseline + "
+        f"{MIN_SMALL_DATA_LEAD * 100:.0f} points, and never below it: "
+        + (_check(True) if not failed else f"{_check(False)} in {', '.join(failed)}")
+        + f". Labelling the suggested images gains ≥ {MIN_SUGGESTION_GAIN}× what random ones "
+        f"gain: {_check(ratio >= MIN_SUGGESTION_GAIN)} ({ratio:.2f}×, "
+        f"{np.mean(gains['suggested']) * 100:+.2f} against {np.mean(gains['random']) * 100:+.2f} "
+        "points on average).",
+        "",
+    ]
+    return lines
+
+
 def write_report(results_dir: Path, report_path: Path) -> Path:
     lines = [
         "# Training report",
@@ -283,7 +390,7 @@ def write_report(results_dir: Path, report_path: Path) -> Path:
         if (folder / "metrics.json").exists():
             metrics = json.loads((folder / "metrics.json").read_text())
             lines += _dataset_section(folder.name, metrics, relative)
-        else:  # only a version calibrated after its training run
+        elif not (folder / "small_data.json").exists():  # a version calibrated after training
             lines += [f"## {folder.name}", ""]
         for curve_file in sorted(folder.glob("label_curve_*.json")):
             figure = f"{relative}/{curve_file.with_suffix('.png').name}"
@@ -293,6 +400,8 @@ def write_report(results_dir: Path, report_path: Path) -> Path:
             lines += _study_section(folder.name, study)
         if (folder / "ood.json").exists():
             lines += _ood_section(folder.name, json.loads((folder / "ood.json").read_text()))
+        if (folder / "small_data.json").exists():
+            lines += _small_data_section(json.loads((folder / "small_data.json").read_text()))
         if (folder / "robustness.json").exists():
             robust = json.loads((folder / "robustness.json").read_text())
             lines += _robustness_section(folder.name, robust)

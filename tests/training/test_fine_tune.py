@@ -9,8 +9,9 @@ import numpy as np
 import pytest
 
 from tests.conftest import TINY_TRAINING, tiny_dataset
+from training.fine_tune import with_shifts
 from training.models import build_classifier, build_encoder, build_head
-from training.train import train, with_shifts
+from training.train import train
 
 
 def _shifter(trainer: keras.Model) -> keras.Model:

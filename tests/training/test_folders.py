@@ -92,3 +92,58 @@ def test_bad_folders_are_named(fashion_folder: Path, tmp_path: Path) -> None:
         load_image_folder(tmp_path / "one")
     with pytest.raises(DatasetError, match="not a folder"):
         load_image_folder(tmp_path / "missing")
+
+
+def test_what_a_folder_should_not_hold_is_named_and_left_out(tmp_path: Path) -> None:
+    """Unreadable files, huge scans, notes and a test image that is also a training image
+    are left out with a warning naming them; the run goes on with the rest."""
+    data = load_dataset("fashion-mnist")
+    root = tmp_path / "mixed"
+    for label, name in ((1, "trousers"), (8, "bags")):
+        (root / name).mkdir(parents=True)
+        (root / "test" / name).mkdir(parents=True)
+        for i in np.flatnonzero(data.y_test == label)[:4]:
+            (root / name / f"{i}.png").write_bytes(encoded(data.x_test[i], "PNG"))
+        for i in np.flatnonzero(data.y_test == label)[10:12]:
+            (root / "test" / name / f"{i}.png").write_bytes(encoded(data.x_test[i], "PNG"))
+    leaked = next((root / "bags").iterdir())
+    (root / "test" / "bags" / "copy.png").write_bytes(leaked.read_bytes())
+    jpeg = encoded(data.x_test[0], "JPEG", 3)
+    (root / "bags" / "cut.jpg").write_bytes(jpeg[: len(jpeg) // 2])
+    (root / "bags" / "not-an-image.png").write_bytes(b"hello")
+    huge = Image.new("L", (10_000, 10_000), 255)
+    huge.save(root / "trousers" / "huge-scan.png")
+    (root / "notes.txt").write_text("which folder is which")
+    (root / "unlabelled").mkdir()
+    dataset = load_image_folder(root)
+    said = " | ".join(dataset.warnings)
+    assert "cut.jpg (image is truncated" in said
+    assert "not-an-image.png (cannot decode" in said
+    assert "huge-scan.png (" in said and "100000000 pixels" in said
+    assert "not images were ignored: notes.txt" in said
+    assert "test/bags/copy.png" in said and "left out of the test split" in said
+    assert "unlabelled: no unlabelled images" in said
+    assert len(dataset.x_train) == 8 and len(dataset.x_test) == 4  # the copy is not tested
+    assert len(dataset.train_ids) == 8 and dataset.train_ids[0].startswith("bags/")
+
+
+def test_two_images_a_class_still_make_a_split(tmp_path: Path) -> None:
+    data = load_dataset("fashion-mnist")
+    for label, name in ((1, "a"), (8, "b")):
+        (tmp_path / "two" / name).mkdir(parents=True)
+        for i in np.flatnonzero(data.y_test == label)[:2]:
+            (tmp_path / "two" / name / f"{i}.png").write_bytes(encoded(data.x_test[i], "PNG"))
+    dataset = load_image_folder(tmp_path / "two")
+    assert len(dataset.x_test) == 2 and (dataset.y_train >= 0).sum() == 2
+
+
+def test_too_few_labels_for_labels_per_class_is_said() -> None:
+    from training.datasets import Dataset
+    from training.folders import labels_per_class_warning
+
+    labels = np.array([0] * 12 + [1] * 3 + [-1] * 5)
+    images = np.zeros((20, 28, 28), np.uint8)
+    dataset = Dataset("d", "s", ("boots", "bags"), images, labels, images[:2], labels[:2])
+    said = labels_per_class_warning(dataset, 10)
+    assert said is not None and "bags (3)" in said and "boots" not in said
+    assert labels_per_class_warning(dataset, 3) is None

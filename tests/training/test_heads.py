@@ -9,7 +9,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from tests.conftest import TINY_TRAINING, tiny_dataset
-from training.cli import config_from_manifest, with_head
+from training.commands.common import config_from_manifest, with_head
 from training.label_curve import label_curve
 from training.models import build_head
 from training.pipeline import run_label_curve

@@ -1,0 +1,59 @@
+"""`small-data`: few labels on rendered image folders against pixel baselines, with the gain
+of labelling the suggested images; the table in docs/training.md."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from training.commands import Command
+from training.commands.common import DEFAULT_REPORT, DEFAULT_RESULTS
+from training.datasets import DEFAULT_CACHE_DIR
+
+
+def _numbers(text: str) -> list[int]:
+    return [int(item) for item in text.split(",")]
+
+
+def arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--datasets", default="fashion-mnist,mnist")
+    parser.add_argument("--sizes", type=_numbers, default=[1000, 5000], help="images per folder")
+    parser.add_argument("--labels", type=_numbers, default=[1, 5, 10], help="labels per class")
+    parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument(
+        "--work",
+        type=Path,
+        default=Path("bench/out/small-data"),
+        help="where the folders are rendered and trained (kept: a rerun resumes)",
+    )
+    parser.add_argument("--cache-dir", type=Path, default=DEFAULT_CACHE_DIR)
+    parser.add_argument("--results", type=Path, default=DEFAULT_RESULTS)
+    parser.add_argument("--report", type=Path, default=DEFAULT_REPORT)
+
+
+def run(args: argparse.Namespace) -> int:
+    from training.commands.train import FOLDER
+    from training.report import write_report
+    from training.small_data import small_data
+
+    results = args.results / "small-data" / "small_data.json"
+    small_data(
+        args.datasets.split(","),
+        args.sizes,
+        args.labels,
+        args.seeds,
+        args.work,
+        FOLDER,
+        results,
+        args.cache_dir,
+    )
+    print(write_report(args.results, args.report))
+    return 0
+
+
+COMMAND = Command(
+    "small-data",
+    "few labels on rendered image folders against pixel baselines",
+    arguments,
+    run,
+)
