@@ -145,9 +145,10 @@ def _suggested(csv_path: Path) -> list[str]:
 def regimes(
     datasets: list[str], sizes: list[int], labels: list[int], seeds: int
 ) -> Iterator[tuple[str, int, int, list[int]]]:
-    for dataset in datasets:
-        for size in sizes:
-            for seed in range(seeds):
+    # Seeds outermost: a run stopped early has every regime at the seeds it finished.
+    for seed in range(seeds):
+        for dataset in datasets:
+            for size in sizes:
                 yield dataset, size, seed, sorted(labels, reverse=True)
 
 
