@@ -34,7 +34,7 @@ def main() -> int:
         workers=settings.workers,
         log_level=settings.log_level,
         log_config=None,  # keep the logging configured above (text or JSON) for uvicorn too
-        access_log=False,  # app.access writes one structured line per request instead
+        access_log=False,  # app.http.access writes one structured line per request instead
         timeout_graceful_shutdown=30,
     )
     return 0

@@ -1,6 +1,6 @@
 """App factory and lifespan.
 
-Importing this module does not import TensorFlow: `app.inference` is imported when a service
+Importing this module does not import TensorFlow: `app.models.inference` is imported when a service
 with the default loader starts (lifespan), so tools and tests that bring their own loader, and
 every other module of the app, stay free of it.
 """
@@ -17,24 +17,27 @@ from fastapi import Depends, FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from starlette.types import ASGIApp
 
-from app import __version__, oip, tfserving
-from app.access import AccessMiddleware
-from app.auth import key_digests, require_api_key
-from app.demo import install_demo
-from app.errors import install_error_handlers
-from app.jobs import Model, Runner
-from app.limits import BodyLimitMiddleware
+from app import __version__
+from app.contract.repository import Manifest
+from app.core.jobs import Model, Runner
+from app.core.service import TIMING_HEADERS, InferenceCore
+from app.http.access import AccessMiddleware
+from app.http.auth import key_digests, require_api_key
+from app.http.demo import install_demo
+from app.http.errors import install_error_handlers
+from app.http.limits import BodyLimitMiddleware
+from app.http.metrics import Metrics
+from app.http.openapi import openapi_with_bodies
 from app.logs import configure_logging
-from app.metadata import public_router
-from app.metadata import router as metadata_router
-from app.metrics import Metrics
-from app.openapi import openapi_with_bodies
-from app.registry import Loader, ModelRegistry
-from app.repository import Manifest
-from app.routes import RECONSTRUCTION_HEADERS, TIMING_HEADERS, router
-from app.runner import make_runner
+from app.models.registry import Loader, ModelRegistry
+from app.pipeline.runner import make_runner
+from app.pipeline.supervision import Supervised
+from app.protocols.native.metadata import public_router
+from app.protocols.native.metadata import router as metadata_router
+from app.protocols.native.routes import RECONSTRUCTION_HEADERS, router
+from app.protocols.oip import routes as oip
+from app.protocols.tfserving import routes as tfserving
 from app.settings import Settings
-from app.supervision import Supervised
 
 logger = logging.getLogger(__name__)
 
@@ -56,8 +59,8 @@ async def _load_in_background(app: FastAPI) -> None:
 
 
 def load_with_tensorflow(path: Path, manifest: Manifest) -> Model:
-    """The default loader: SavedModels through TensorFlow (app.inference)."""
-    from app.inference import load_version
+    """The default loader: SavedModels through TensorFlow (app.models.inference)."""
+    from app.models.inference import load_version
 
     return load_version(path, manifest)
 
@@ -66,7 +69,7 @@ def load_with_tensorflow(path: Path, manifest: Manifest) -> Model:
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     settings: Settings = app.state.settings
     if app.state.loader is load_with_tensorflow:
-        from app.inference import configure_threads
+        from app.models.inference import configure_threads
 
         configure_threads(settings.inference_threads)  # before TensorFlow's first op
     app.state.registry.plan()  # manifests and checksums: fails start-up right away
@@ -102,6 +105,7 @@ def create_app(
     app.state.api_key_digests = key_digests(settings.all_api_keys())
     app.state.metrics = Metrics()
     app.state.runner = runner or make_runner(settings, app.state.metrics)
+    app.state.core = InferenceCore(settings, app.state.runner)
     app.state.loader = loader or load_with_tensorflow
     app.state.registry = ModelRegistry(
         settings, app.state.loader, on_retire=app.state.runner.retire

@@ -8,7 +8,7 @@ from typing import Annotated, Literal
 from pydantic import BeforeValidator, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-from app.versions import VersionPolicy
+from app.models.versions import VersionPolicy
 
 LogLevel = Literal["critical", "error", "warning", "info", "debug"]
 

@@ -85,8 +85,8 @@ def bulk(images: int, out: Path, duration: int) -> dict[str, Any]:
 
 
 def similarity() -> dict[str, Any]:
-    from app.inference import load_version
-    from app.repository import latest_version
+    from app.contract.repository import latest_version
+    from app.models.inference import load_version
     from training.datasets import load_dataset
 
     model = load_version(*latest_version(ROOT / "models", MODEL))

@@ -4,8 +4,8 @@
 
 Installs the candidates (pinned, PyPI) into bench/out/decoders with `pip --target` the first
 time, then times, best of 7, microseconds per image: the service's own decode path
-(`app.images.decode_image`: Pillow plus the truncation checks, EXIF orientation, polarity and
-framing), Pillow alone (open + convert to grayscale), OpenCV's `imdecode` to grayscale,
+(`app.contract.images.decode_image`: Pillow plus the truncation checks, EXIF orientation,
+polarity and framing), Pillow alone (open + convert to grayscale), OpenCV's `imdecode` to grayscale,
 pyspng (PNG) and simplejpeg (JPEG), on a Fashion-MNIST test image as a 28x28 PNG and JPEG
 and on 1024x768 photo-sized PNG and JPEG uploads; and the memory each import adds.
 """
@@ -51,7 +51,7 @@ def main() -> int:
         pip = [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps"]
         subprocess.run([*pip, "--target", str(TARGET), *CANDIDATES], check=True)
     sys.path.insert(0, str(TARGET))
-    from app.images import ImageOptions, decode_image
+    from app.contract.images import ImageOptions, decode_image
     from bench.micro import test_image
 
     image = test_image()

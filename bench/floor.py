@@ -17,11 +17,11 @@ from pathlib import Path
 import numpy as np
 from fastapi import FastAPI
 
-from app.jobs import Job, Model, NamedByManifest, Operation, Outputs, Result, Timing
+from app.contract.repository import Manifest
+from app.core.jobs import Job, Model, NamedByManifest, Operation, Outputs, Result, Timing
 from app.logs import configure_logging
 from app.main import create_app
-from app.repository import Manifest
-from app.runner import within_deadline
+from app.pipeline.runner import within_deadline
 from app.settings import Settings
 
 

@@ -3,7 +3,7 @@
     git archive <ref> | tar -x -C /tmp/before      # the checkout to compare against
     .venv/bin/python bench/framing.py --before /tmp/before [--rounds 30] [--instructions]
 
-Times the service's decode path (`app.images.decode_image`: decoding, EXIF orientation,
+Times the service's decode path (`app.contract.images.decode_image`: decoding, EXIF orientation,
 polarity, framing) on what uploads look like: a Fashion-MNIST test image as a 28x28 PNG (the
 throughput benchmark's request) and JPEG, a 280x280 drawing from the demo page, a photo and a
 scan as training/render.py makes them, and a 1024x768 phone-sized JPEG. One process per
@@ -27,7 +27,7 @@ ROOT = Path(__file__).resolve().parents[1]
 TIMER = r"""
 import json, sys, time
 sys.path.insert(0, sys.argv[1])
-from app.images import ImageOptions, decode_image
+from app.contract.images import ImageOptions, decode_image
 inputs = {name: bytes.fromhex(data) for name, (data, _) in json.loads(sys.stdin.readline()).items()}
 options = ImageOptions(max_pixels=4096 * 4096, fit_box=28)
 for line in sys.stdin:  # "name count": time `count` decodes, answer microseconds per decode
@@ -43,7 +43,7 @@ for line in sys.stdin:  # "name count": time `count` decodes, answer microsecond
 COUNTER = r"""
 import json, sys
 sys.path.insert(0, sys.argv[1])
-from app.images import ImageOptions, decode_image
+from app.contract.images import ImageOptions, decode_image
 data, count = bytes.fromhex(sys.stdin.readline().strip()), int(sys.argv[2])
 options = ImageOptions(max_pixels=4096 * 4096, fit_box=28)
 for _ in range(count):

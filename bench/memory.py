@@ -3,14 +3,13 @@
     .venv/bin/python bench/memory.py [--models fashion-mnist,mnist,fashion-mnist-10]
 
 One fresh process, the steps the service takes in its order: Python with the app's modules (no
-TensorFlow), TensorFlow imported by app.inference (which keeps Keras out), then for each version
-its three SavedModels, the composed graphs, the similarity index (usearch HNSW built from the
-stored vectors), the out-of-distribution calibration and the warm-up calls, then one 128-image
-call per operation (the batcher's largest) and finally glibc's `malloc_trim(0)`, which hands
-back what the allocator holds but no object uses. VmRSS is split into anonymous memory (heap,
-arenas, tensors) and file-backed pages (the shared libraries' code and data actually touched);
-VmHWM is the peak. Prints a markdown table (copied into docs/benchmarks.md).
-"""
+TensorFlow), TensorFlow imported by app.models.inference (which keeps Keras out), then for each
+version its three SavedModels, the composed graphs, the similarity index (usearch HNSW built from
+the stored vectors), the out-of-distribution calibration and the warm-up calls, then one 128-image
+call per operation (the batcher's largest) and finally glibc's `malloc_trim(0)`, which hands back
+what the allocator holds but no object uses. VmRSS is split into anonymous memory (heap, arenas,
+tensors) and file-backed pages (the shared libraries' code and data actually touched); VmHWM is the
+peak. Prints a markdown table (copied into docs/benchmarks.md)."""
 
 from __future__ import annotations
 
@@ -50,12 +49,12 @@ def main() -> int:
     import app.main  # noqa: F401  (FastAPI, pydantic, Pillow, usearch: everything but TF)
 
     step("Python + the app's modules (no TensorFlow)")
-    from app.inference import _compose, configure_threads, tf  # TensorFlow, as the service
-    from app.ood import OodScorer
-    from app.repository import PARTS, latest_version
-    from app.similarity import SimilarityIndex
+    from app.contract.ood import OodScorer
+    from app.contract.repository import PARTS, latest_version
+    from app.contract.similarity import SimilarityIndex
+    from app.models.inference import _compose, configure_threads, tf  # TensorFlow, as the service
 
-    step("import tensorflow (as app.inference does: without Keras)")
+    step("import tensorflow (as app.models.inference does: without Keras)")
     configure_threads(1)
     loaded = []
     for name in args.models.split(","):

@@ -21,8 +21,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from app import uploads
-from app.images import ImageOptions, decode_image, from_array
+from app.contract.images import ImageOptions, decode_image, from_array
+from app.pipeline import uploads
 
 REPEATS, NUMBER = 7, 2000
 

@@ -284,7 +284,7 @@ def check_labels(servers: dict[str, Server], by_name: dict[str, Config], pngs: l
 
 
 def compare(model: str, duration: int, rounds: int, out: Path) -> dict[str, Any]:
-    from app.repository import latest_version
+    from app.contract.repository import latest_version
 
     model_dir, _ = latest_version(ROOT / "models", model)
     pngs = sample_pngs(model, CHECK_IMAGES)

@@ -47,8 +47,8 @@ HELLO, APP, FLOOR = "bench.hello:app", "app.main:app_from_env", "bench.floor:app
 def in_process(model_name: str, seconds: float) -> dict[str, float]:
     """Encoder + head images/s without HTTP, through the same composed graph call the service
     makes (`ModelVersion.classify`): batch 512, and one image per call."""
-    from app.inference import load_version
-    from app.repository import latest_version
+    from app.contract.repository import latest_version
+    from app.models.inference import load_version
 
     model = load_version(*latest_version(ROOT / "models", model_name))
     result = {}

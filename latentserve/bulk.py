@@ -16,6 +16,7 @@ import logging
 import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -44,7 +45,7 @@ class Item:
 def _array_items(array: np.ndarray) -> list[Item]:
     if array.ndim != 3 or array.dtype != np.uint8:
         raise ValueError(f"an image array is uint8 (n, h, w), not {array.dtype} {array.shape}")
-    return [Item(i, str(i), lambda row=row: png(row)) for i, row in enumerate(array)]  # type: ignore[misc]
+    return [Item(i, str(i), partial(png, row)) for i, row in enumerate(array)]
 
 
 def sources(src: Path) -> list[Item]:

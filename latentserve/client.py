@@ -14,17 +14,27 @@ the exception for its type (latentserve.errors).
 from __future__ import annotations
 
 import asyncio
-import itertools
 import time
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 import numpy as np
 
 from latentserve.errors import LatentServeError, ModelNotFound
 from latentserve.inputs import Images, chunks, image_files
-from latentserve.protocol import Attempts, Call, RetryPolicy, model_info, parse, same_version
+from latentserve.protocol import (
+    CLASSIFY,
+    EMBED,
+    RECONSTRUCT,
+    SIMILAR,
+    Attempts,
+    Call,
+    Endpoint,
+    RetryPolicy,
+    model_info,
+    same_version,
+)
 from latentserve.results import (
     Classifications,
     Embeddings,
@@ -37,7 +47,8 @@ from latentserve.results import (
 
 DEFAULT_URL = "http://127.0.0.1:8000"
 VECTOR_BYTES_PER_VALUE = 12  # a float32 written as JSON text, comma included
-Rows = tuple[Any, ModelRef]
+Part = TypeVar("Part")
+Answer = TypeVar("Answer")
 
 
 class _Base:
@@ -62,18 +73,22 @@ class _Base:
         raise ModelNotFound(f"unknown model {name!r}; available: {[m['name'] for m in models]}")
 
     @staticmethod
-    def _calls(endpoint: str, body: list[bytes] | np.ndarray, limits: Limits) -> list[Call]:
+    def _calls(
+        endpoint: Endpoint[Any, Any], body: list[bytes] | np.ndarray, limits: Limits
+    ) -> list[Call]:
         """Chunks of `body` (image files, or embeddings for /similar) the service accepts."""
         if isinstance(body, np.ndarray):
             sizes = [int(row.size) * VECTOR_BYTES_PER_VALUE for row in body]
         else:
             sizes = [len(file) for file in body]
         slices = chunks(sizes, limits.max_images, limits.max_body_bytes)
+        path, accept = endpoint.path, endpoint.accept
         if isinstance(body, np.ndarray):
             return [
-                Call(endpoint, {}, s.start, json={"embeddings": body[s].tolist()}) for s in slices
+                Call(path, accept, {}, s.start, json={"embeddings": body[s].tolist()})
+                for s in slices
             ]
-        return [Call(endpoint, {}, s.start, files=body[s]) for s in slices]
+        return [Call(path, accept, {}, s.start, files=body[s]) for s in slices]
 
     @staticmethod
     def _needs_info(calls: list[Call], model: str | None, version: int | None) -> bool:
@@ -85,20 +100,12 @@ class _Base:
     @staticmethod
     def _pinned(calls: list[Call], model: str, version: int | None, **params: Any) -> list[Call]:
         fixed = {"model": model, "version": version, **params}
-        return [Call(c.endpoint, fixed, c.offset, c.files, c.json) for c in calls]
+        return [Call(c.path, c.accept, fixed, c.offset, c.files, c.json) for c in calls]
 
     @staticmethod
-    def _result(endpoint: str, parts: list[Rows]) -> Any:
+    def _result(endpoint: Endpoint[Part, Answer], parts: list[tuple[Part, ModelRef]]) -> Answer:
         ref = same_version([ref for _, ref in parts])
-        rows = [part for part, _ in parts]
-        if endpoint == "/embed":
-            vectors = rows[0] if len(rows) == 1 else np.concatenate(rows)  # one chunk: no copy
-            return Embeddings(vectors, ref)
-        if endpoint == "/classify":
-            return Classifications(list(itertools.chain(*rows)), ref)
-        if endpoint == "/reconstruct":
-            return Reconstructions.of(list(itertools.chain(*rows)), ref)
-        return Neighbours(list(itertools.chain(*rows)), ref)
+        return endpoint.join([part for part, _ in parts], ref)
 
     def _attempts(self, offset: int) -> Attempts:
         return Attempts(self._retry, self.url, offset)
@@ -134,9 +141,6 @@ class Client(_Base):
                 return attempts.outcome()
             time.sleep(wait)
 
-    def _one(self, call: Call) -> Rows:
-        return parse(call.endpoint, self._send(call.request(), call.offset))
-
     def models(self) -> list[ModelInfo]:
         body = self._send({"method": "GET", "url": "/models"}).json()
         return [model_info(item) for item in body["models"]]
@@ -148,22 +152,26 @@ class Client(_Base):
 
     def _call(
         self,
-        endpoint: str,
+        endpoint: Endpoint[Part, Answer],
         body: list[bytes] | np.ndarray,
         model: str | None,
         version: int | None,
         **params: Any,
-    ) -> Any:
+    ) -> Answer:
         calls = self._calls(endpoint, body, self._limits or self.model(model).limits)
         if self._needs_info(calls, model, version):
             info = self.model(model)
             model, version = info.name, version or (info.version if len(calls) > 1 else None)
         assert model is not None
         calls = self._pinned(calls, model, version, **params)
+
+        def one(call: Call) -> tuple[Part, ModelRef]:
+            return endpoint.read(self._send(call.request(), call.offset))
+
         if len(calls) == 1:
-            return self._result(endpoint, [self._one(calls[0])])
+            return self._result(endpoint, [one(calls[0])])
         with ThreadPoolExecutor(min(self._concurrency, len(calls))) as pool:
-            return self._result(endpoint, list(pool.map(self._one, calls)))
+            return self._result(endpoint, list(pool.map(one, calls)))
 
     def embed(
         self,
@@ -173,7 +181,7 @@ class Client(_Base):
         version: int | None = None,
         normalize: bool = False,
     ) -> Embeddings:
-        return self._call("/embed", image_files(images), model, version, normalize=normalize)  # type: ignore[no-any-return]
+        return self._call(EMBED, image_files(images), model, version, normalize=normalize)
 
     def classify(
         self,
@@ -184,8 +192,8 @@ class Client(_Base):
         top_k: int | None = None,
         ood_threshold: float | None = None,
     ) -> Classifications:
-        return self._call(  # type: ignore[no-any-return]
-            "/classify",
+        return self._call(
+            CLASSIFY,
             image_files(images),
             model,
             version,
@@ -201,8 +209,8 @@ class Client(_Base):
         version: int | None = None,
         ood_threshold: float | None = None,
     ) -> Reconstructions:
-        return self._call(  # type: ignore[no-any-return]
-            "/reconstruct", image_files(images), model, version, ood_threshold=ood_threshold
+        return self._call(
+            RECONSTRUCT, image_files(images), model, version, ood_threshold=ood_threshold
         )
 
     def similar(
@@ -218,9 +226,7 @@ class Client(_Base):
         """Nearest reference images of images, or of embeddings (n, dim) as embed returns;
         with `neighbour_images`, each neighbour's image when the version's index stores them."""
         body = _similar_body(images, embeddings)
-        return self._call(  # type: ignore[no-any-return]
-            "/similar", body, model, version, k=k, images=neighbour_images or None
-        )
+        return self._call(SIMILAR, body, model, version, k=k, images=neighbour_images or None)
 
     def close(self) -> None:
         self._http.close()
@@ -272,12 +278,12 @@ class AsyncClient(_Base):
 
     async def _call(
         self,
-        endpoint: str,
+        endpoint: Endpoint[Part, Answer],
         body: list[bytes] | np.ndarray,
         model: str | None,
         version: int | None,
         **params: Any,
-    ) -> Any:
+    ) -> Answer:
         calls = self._calls(endpoint, body, self._limits or (await self.model(model)).limits)
         if self._needs_info(calls, model, version):
             info = await self.model(model)
@@ -286,9 +292,9 @@ class AsyncClient(_Base):
         calls = self._pinned(calls, model, version, **params)
         gate = asyncio.Semaphore(self._concurrency)
 
-        async def one(call: Call) -> Rows:
+        async def one(call: Call) -> tuple[Part, ModelRef]:
             async with gate:
-                return parse(call.endpoint, await self._send(call.request(), call.offset))
+                return endpoint.read(await self._send(call.request(), call.offset))
 
         return self._result(endpoint, list(await asyncio.gather(*(one(c) for c in calls))))
 
@@ -300,7 +306,7 @@ class AsyncClient(_Base):
         version: int | None = None,
         normalize: bool = False,
     ) -> Embeddings:
-        return await self._call("/embed", image_files(images), model, version, normalize=normalize)  # type: ignore[no-any-return]
+        return await self._call(EMBED, image_files(images), model, version, normalize=normalize)
 
     async def classify(
         self,
@@ -311,8 +317,8 @@ class AsyncClient(_Base):
         top_k: int | None = None,
         ood_threshold: float | None = None,
     ) -> Classifications:
-        return await self._call(  # type: ignore[no-any-return]
-            "/classify",
+        return await self._call(
+            CLASSIFY,
             image_files(images),
             model,
             version,
@@ -328,8 +334,8 @@ class AsyncClient(_Base):
         version: int | None = None,
         ood_threshold: float | None = None,
     ) -> Reconstructions:
-        return await self._call(  # type: ignore[no-any-return]
-            "/reconstruct", image_files(images), model, version, ood_threshold=ood_threshold
+        return await self._call(
+            RECONSTRUCT, image_files(images), model, version, ood_threshold=ood_threshold
         )
 
     async def similar(
@@ -343,9 +349,7 @@ class AsyncClient(_Base):
         neighbour_images: bool = False,
     ) -> Neighbours:
         body = _similar_body(images, embeddings)
-        return await self._call(  # type: ignore[no-any-return]
-            "/similar", body, model, version, k=k, images=neighbour_images or None
-        )
+        return await self._call(SIMILAR, body, model, version, k=k, images=neighbour_images or None)
 
     async def aclose(self) -> None:
         await self._http.aclose()

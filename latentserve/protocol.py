@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import base64
 import io
+import itertools
 import random
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 import httpx
 import numpy as np
@@ -21,26 +23,44 @@ from PIL import Image
 
 from latentserve.errors import ERRORS, LatentServeError, ServiceUnavailable
 from latentserve.results import (
+    Classifications,
     ClassScore,
+    Embeddings,
     Limits,
     ModelInfo,
     ModelRef,
     Neighbour,
+    Neighbours,
     Prediction,
     Reconstruction,
+    Reconstructions,
 )
 
 NPY = "application/x-npy"
 BOUNDARY = "latentserve-7f3a9c2e5b"  # never inside a part: parts are sent whole, not scanned
 RETRY_STATUSES = (429, 503)
 RETRY_AFTER_CAP_S = 60.0
+Part = TypeVar("Part")
+Answer = TypeVar("Answer")
+
+
+@dataclass(frozen=True)
+class Endpoint(Generic[Part, Answer]):
+    """One image endpoint as the client speaks it: where it is, what to accept, how a chunk's
+    answer is read (its rows and the version that made them) and how chunks join into one."""
+
+    path: str
+    read: Callable[[httpx.Response], tuple[Part, ModelRef]]
+    join: Callable[[list[Part], ModelRef], Answer]
+    accept: str | None = None
 
 
 @dataclass(frozen=True)
 class Call:
     """One request of a client call: its endpoint, parameters and body, and where its rows go."""
 
-    endpoint: str
+    path: str
+    accept: str | None
     params: dict[str, Any]
     offset: int
     files: list[bytes] = field(default_factory=list)
@@ -48,9 +68,9 @@ class Call:
 
     def request(self) -> dict[str, Any]:
         """Keyword arguments for httpx's request()."""
-        headers = {"accept": NPY} if self.endpoint == "/embed" else {}
+        headers = {"accept": self.accept} if self.accept else {}
         params = {k: v for k, v in self.params.items() if v is not None}
-        request = {"method": "POST", "url": self.endpoint, "params": params, "headers": headers}
+        request = {"method": "POST", "url": self.path, "params": params, "headers": headers}
         if self.json is not None:
             return {**request, "json": self.json}
         headers["content-type"] = f"multipart/form-data; boundary={BOUNDARY}"
@@ -142,17 +162,48 @@ def model_ref(response: httpx.Response, body: dict[str, Any] | None = None) -> M
     return ModelRef(response.headers["x-model-name"], int(response.headers["x-model-version"]))
 
 
-def parse(endpoint: str, response: httpx.Response) -> tuple[Any, ModelRef]:
-    """A successful chunk's rows (array or list) and the model version that made them."""
-    if endpoint == "/embed":
-        return np.load(io.BytesIO(response.content), allow_pickle=False), model_ref(response)
+def _vectors(response: httpx.Response) -> tuple[np.ndarray, ModelRef]:
+    """/embed answered as .npy: the float32 rows, the version in the headers."""
+    return np.load(io.BytesIO(response.content), allow_pickle=False), model_ref(response)
+
+
+def _joined_vectors(parts: list[np.ndarray], ref: ModelRef) -> Embeddings:
+    return Embeddings(parts[0] if len(parts) == 1 else np.concatenate(parts), ref)  # no copy
+
+
+def _predictions(response: httpx.Response) -> tuple[list[Prediction], ModelRef]:
     body = response.json()
-    ref = model_ref(response, body)
-    if endpoint == "/classify":
-        return [prediction(p) for p in body["predictions"]], ref
-    if endpoint == "/reconstruct":
-        return [reconstruction(r) for r in body["reconstructions"]], ref
-    return [[neighbour(n) for n in row] for row in body["neighbours"]], ref
+    return [prediction(p) for p in body["predictions"]], model_ref(response, body)
+
+
+def _reconstructions(response: httpx.Response) -> tuple[list[Reconstruction], ModelRef]:
+    body = response.json()
+    return [reconstruction(r) for r in body["reconstructions"]], model_ref(response, body)
+
+
+def _neighbours(response: httpx.Response) -> tuple[list[list[Neighbour]], ModelRef]:
+    body = response.json()
+    rows = [[neighbour(n) for n in row] for row in body["neighbours"]]
+    return rows, model_ref(response, body)
+
+
+Rows = TypeVar("Rows")
+
+
+def _chained(parts: list[list[Rows]]) -> list[Rows]:
+    return list(itertools.chain.from_iterable(parts))
+
+
+EMBED: Endpoint[np.ndarray, Embeddings] = Endpoint("/embed", _vectors, _joined_vectors, NPY)
+CLASSIFY: Endpoint[list[Prediction], Classifications] = Endpoint(
+    "/classify", _predictions, lambda parts, ref: Classifications(_chained(parts), ref)
+)
+RECONSTRUCT: Endpoint[list[Reconstruction], Reconstructions] = Endpoint(
+    "/reconstruct", _reconstructions, lambda parts, ref: Reconstructions.of(_chained(parts), ref)
+)
+SIMILAR: Endpoint[list[list[Neighbour]], Neighbours] = Endpoint(
+    "/similar", _neighbours, lambda parts, ref: Neighbours(_chained(parts), ref)
+)
 
 
 # Each reader takes the fields it knows: a newer service may add fields, and must not break

@@ -73,4 +73,4 @@ def other_mnist(tmp_path_factory: pytest.TempPathFactory) -> Path:
         root / "results",
         root / "report.md",
         verbose=0,
-    )
+    ).path

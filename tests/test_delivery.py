@@ -133,11 +133,30 @@ def test_healthcheck_route_exists(tmp_path: Path) -> None:
     assert {"/readyz", "/healthz"} <= paths
 
 
-def test_readme_documents_every_setting() -> None:
-    readme = (ROOT / "README.md").read_text()
+def test_the_operations_page_documents_every_setting() -> None:
+    page = (ROOT / "docs" / "operations.md").read_text()
     missing = [
         f"LATENTSERVE_{name.upper()}"
         for name in Settings.model_fields
-        if f"`LATENTSERVE_{name.upper()}`" not in readme
+        if f"`LATENTSERVE_{name.upper()}`" not in page
     ]
     assert missing == []
+
+
+def test_the_readme_is_a_front_door_whose_links_resolve() -> None:
+    """The README stays short (the topics live in docs/), and no page links to a file or a
+    section that is not there."""
+    readme = ROOT / "README.md"
+    assert len(readme.read_text().splitlines()) <= 250
+    for page in [readme, *(ROOT / "docs").glob("*.md")]:
+        text = re.sub(r"`[^`\n]*`", "", re.sub(r"(?s)```.*?```", "", page.read_text()))
+        for target in re.findall(r"\]\(([^)\s]+)\)", text):
+            if target.startswith(("http://", "https://")):
+                continue
+            path, _, anchor = target.partition("#")
+            linked = (page.parent / path).resolve() if path else page
+            assert linked.exists(), f"{page.name}: {target}"
+            if anchor and linked.suffix == ".md":
+                headings = re.findall(r"(?m)^#+ (.+)$", linked.read_text())
+                slugs = {re.sub(r"[^a-z0-9 -]", "", h.lower()).replace(" ", "-") for h in headings}
+                assert anchor in slugs, f"{page.name}: {target}"

@@ -7,8 +7,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from app.inference import load_version
-from app.repository import latest_version, model_names
+from app.contract.repository import latest_version, model_names
+from app.models.inference import load_version
 from training.datasets import DatasetError, load_dataset
 
 REPOSITORY = Path(__file__).resolve().parents[1] / "models"

@@ -8,21 +8,59 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def imported_modules(path: Path, top_level_only: bool = False) -> set[str]:
-    """The top-level packages a module imports (anywhere, or only at its top level)."""
+def imported_names(path: Path, top_level_only: bool = False) -> set[str]:
+    """The full dotted names a module imports (anywhere, or only at its top level); for
+    `from package import module`, package.module too."""
     tree = ast.parse(path.read_text())
     names: set[str] = set()
     for node in tree.body if top_level_only else ast.walk(tree):
         if isinstance(node, ast.Import):
-            names.update(alias.name.split(".")[0] for alias in node.names)
+            names.update(alias.name for alias in node.names)
         elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-            names.add(node.module.split(".")[0])
+            names.add(node.module)
+            names.update(f"{node.module}.{alias.name}" for alias in node.names)
     return names
+
+
+def imported_modules(path: Path, top_level_only: bool = False) -> set[str]:
+    """The top-level packages a module imports (anywhere, or only at its top level)."""
+    return {name.split(".")[0] for name in imported_names(path, top_level_only)}
 
 
 def test_app_never_imports_training() -> None:
     offenders = [p.name for p in (ROOT / "app").rglob("*.py") if "training" in imported_modules(p)]
     assert offenders == []
+
+
+def test_training_imports_only_the_contract_from_app() -> None:
+    """training/ shares app/contract/ (manifest, framing, ood score, index format) and nothing
+    else of the service: the exported SavedModels and their manifest are the interface."""
+    offenders = {
+        f"{path.relative_to(ROOT)}: {name}"
+        for path in (ROOT / "training").rglob("*.py")
+        for name in imported_names(path)
+        if name.split(".")[0] == "app" and not name.startswith("app.contract")
+    }
+    assert offenders == set()
+
+
+def test_the_contract_needs_neither_tensorflow_nor_http() -> None:
+    for path in (ROOT / "app" / "contract").rglob("*.py"):
+        outside = {n for n in imported_names(path) if n.startswith("app.")}
+        assert all(n.startswith("app.contract") for n in outside), path
+        banned = {"tensorflow", "keras", "fastapi", "starlette"}
+        assert not banned & imported_modules(path), path
+
+
+def test_protocols_never_import_each_other() -> None:
+    """Each protocol is a translation over the core; what two share lives below them."""
+    protocols = ROOT / "app" / "protocols"
+    for package in (p for p in protocols.iterdir() if p.is_dir() and p.name != "__pycache__"):
+        for path in package.rglob("*.py"):
+            for name in imported_names(path):
+                parts = name.split(".")
+                if parts[:2] == ["app", "protocols"] and len(parts) > 2:
+                    assert parts[2] == package.name, f"{path.relative_to(ROOT)} imports {name}"
 
 
 def test_the_client_stands_alone() -> None:
@@ -38,11 +76,11 @@ def test_the_client_stands_alone() -> None:
 
 def test_exactly_one_app_module_imports_tensorflow() -> None:
     importers = sorted(
-        p.name
+        p.relative_to(ROOT).as_posix()
         for p in (ROOT / "app").rglob("*.py")
         if {"tensorflow", "keras"} & imported_modules(p)
     )
-    assert importers == ["inference.py"]
+    assert importers == ["app/models/inference.py"]
 
 
 def test_no_print_in_library_code() -> None:
@@ -65,7 +103,9 @@ def test_no_app_module_but_inference_imports_tensorflow() -> None:
     import sys
 
     modules = sorted(
-        f"app.{p.stem}" for p in (ROOT / "app").glob("*.py") if p.stem not in ("inference",)
+        ".".join(p.relative_to(ROOT).with_suffix("").parts)
+        for p in (ROOT / "app").rglob("*.py")
+        if p.name != "__init__.py" and p.relative_to(ROOT).as_posix() != "app/models/inference.py"
     )
     modules.append("bench.floor")  # the no-model floor serves without TensorFlow
     script = (

@@ -13,8 +13,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from app.contract.repository import RepositoryError
 from app.main import create_app
-from app.repository import RepositoryError
 from app.settings import Settings
 from latentserve.idx import write_idx
 from tests.app.conftest import digit_like, png_bytes, serve, wait_ready
@@ -62,7 +62,7 @@ def test_the_trained_repository_serves_over_http(
     (trained_repository / "notes").mkdir()  # a stray directory that holds no model version
     settings = Settings(model_repository=trained_repository)
     with (
-        caplog.at_level(logging.WARNING, logger="app.registry"),
+        caplog.at_level(logging.WARNING, logger="app.models.registry"),
         serve(create_app(settings)) as url,
         httpx.Client(base_url=url, timeout=30) as client,
     ):

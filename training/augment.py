@@ -1,7 +1,7 @@
 """Augmentation fitted to what framed photos and scans look like, as TensorFlow ops on batches.
 
-A photo or scan framed by app/framing.py differs from its dataset's image in small ways: the
-item is a little off in position, scale and angle (the crop is found, not known), softer
+A photo or scan framed by app/contract/framing.py differs from its dataset's image in small
+ways: the item is a little off in position, scale and angle (the crop is found, not known), softer
 (focus, resampling), its tones bent (ink strength, light) and grainy (what is left of the
 noise), sometimes with compression blocks. The training views are the framed images with
 random amounts of each, drawn per image; the ranges are those of training/render.py's
@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import tensorflow as tf
 
-from app.repository import IMAGE_SIDE
+from app.contract.repository import IMAGE_SIDE
 
 CENTRE = (IMAGE_SIDE - 1) / 2
 BLUR_KERNEL = (1.0, 4.0, 6.0, 4.0, 1.0)  # binomial: a Gaussian of sigma 1 px

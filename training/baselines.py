@@ -25,7 +25,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.semi_supervised import LabelSpreading
 from usearch.index import Index
 
-from app.similarity import project
+from app.contract.similarity import project
 from training.index import fit_projection
 from training.propagation import GRAPH_DIMS, NEIGHBOURS, mirrored, propagate
 from training.selection import flat_pixels

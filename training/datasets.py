@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from app.repository import IMAGE_SIDE
+from app.contract.repository import IMAGE_SIDE
 from latentserve import idx
 
 logger = logging.getLogger(__name__)

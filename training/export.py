@@ -1,7 +1,8 @@
 """Export to a TensorFlow-Serving-style model repository: models/<name>/<version>/...
 
 Each part is a SavedModel whose `serving_default` signature takes and returns named tensors
-(app.repository.signatures); `manifest.json` beside them is the only other thing the service reads.
+(app.contract.repository.signatures); `manifest.json` beside them is the only other thing the
+service reads.
 A version is written to a hidden temporary directory and renamed into place, so a watcher
 never sees a half-written version.
 """
@@ -16,7 +17,7 @@ from pathlib import Path
 import keras
 import tensorflow as tf
 
-from app.repository import IMAGE_SIDE, PARTS, Manifest, sha256_files
+from app.contract.repository import IMAGE_SIDE, PARTS, Manifest, sha256_files
 from training.index import ReferenceSet, write_index
 from training.ood import Calibration
 

@@ -14,7 +14,7 @@ import keras
 import numpy as np
 from keras import layers, ops
 
-from app.repository import IMAGE_SIDE
+from app.contract.repository import IMAGE_SIDE
 from training.heads import early_stopping
 from training.models import build_classifier, build_encoder
 

@@ -7,10 +7,10 @@ and torchvision's `ImageFolder` lay one out.
                                      each class's labelled images (at least one), with a seed
 
 Every image, whatever its format and size, is framed into 28x28 by the service's own decoder
-(app.images.decode_image), exactly as an upload to that model will be. A file that cannot be
-used (not an image, truncated, blank, larger than MAX_FOLDER_IMAGE_PIXELS) is left out with a
-warning naming it; so is a test image that is also a training image. Warnings go to the log
-and into the run's report; only a folder that leaves nothing to train on stops the run.
+(app.contract.images.decode_image), exactly as an upload to that model will be. A file that
+cannot be used (not an image, truncated, blank, larger than MAX_FOLDER_IMAGE_PIXELS) is left
+out with a warning naming it; so is a test image that is also a training image. Warnings go
+to the log and into the run's report; only a folder that leaves nothing to train on stops the run.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from app.similarity import UNLABELLED
+from app.contract.similarity import UNLABELLED
 from training.datasets import Dataset, DatasetError
 from training.index import IMAGE_SUFFIXES, frame_image, image_paths
 

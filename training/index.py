@@ -16,10 +16,10 @@ from pathlib import Path
 
 import numpy as np
 
-from app.errors import InvalidImage
-from app.images import ImageOptions, decode_image
-from app.repository import IndexSpec, Manifest
-from app.similarity import UNLABELLED, SimilarityIndex, save_reference
+from app.contract.errors import InvalidImage
+from app.contract.images import ImageOptions, decode_image
+from app.contract.repository import IndexSpec, Manifest
+from app.contract.similarity import UNLABELLED, SimilarityIndex, save_reference
 from training.datasets import DatasetError
 
 logger = logging.getLogger(__name__)
@@ -97,7 +97,7 @@ def image_paths(folder: Path) -> list[Path]:
 
 def frame_image(data: bytes, fit_box: int, centre_of_mass: bool) -> np.ndarray:
     """An image file as uint8 (28, 28), framed exactly as the service frames uploads
-    (app.images.decode_image); ValueError saying why when it cannot be."""
+    (app.contract.images.decode_image); ValueError saying why when it cannot be."""
     options = ImageOptions(
         max_pixels=MAX_FOLDER_IMAGE_PIXELS, fit_box=fit_box, centre_of_mass=centre_of_mass
     )

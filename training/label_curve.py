@@ -16,7 +16,7 @@ from collections.abc import Sequence
 import keras
 import numpy as np
 
-from app.repository import IMAGE_SIDE
+from app.contract.repository import IMAGE_SIDE
 from training.datasets import Dataset
 from training.evaluate import predict_classes
 from training.heads import embed, fit_head, fit_propagated_head

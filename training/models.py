@@ -13,7 +13,7 @@ from typing import Literal
 import keras
 from keras import layers, ops
 
-from app.repository import IMAGE_SIDE
+from app.contract.repository import IMAGE_SIDE
 
 POOL_STEPS = 2  # two 2x2 max-pools: 28 -> 14 -> 7
 LATENT_SIDE = IMAGE_SIDE // 2**POOL_STEPS

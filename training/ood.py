@@ -4,7 +4,7 @@ Fitted on the training split (the validation split held out), calibrated on the 
 split, evaluated on images never used for either: the model's test split as in-distribution,
 the other dataset's test split and uniform noise as out-of-distribution, every image sent as a
 PNG through the service's own decoding and framing. Every candidate score is evaluated (AUROC
-and FPR at 95% TPR) and reported; the service uses the Mahalanobis distance of app.ood.
+and FPR at 95% TPR) and reported; the service uses the Mahalanobis distance of app.contract.ood.
 """
 
 from __future__ import annotations
@@ -20,9 +20,9 @@ import numpy as np
 from PIL import Image
 from sklearn.metrics import roc_auc_score, roc_curve
 
-from app.images import ImageOptions, decode_image
-from app.ood import mahalanobis, rank, save_calibration
-from app.repository import Manifest, OodSpec
+from app.contract.images import ImageOptions, decode_image
+from app.contract.ood import mahalanobis, rank, save_calibration
+from app.contract.repository import Manifest, OodSpec
 from training.index import fit_projection
 
 logger = logging.getLogger(__name__)

@@ -13,7 +13,14 @@ from typing import Any
 import numpy as np
 import tensorflow as tf
 
-from app.repository import MANIFEST, IndexSpec, Manifest, OodSpec, read_manifest, sha256_files
+from app.contract.repository import (
+    MANIFEST,
+    IndexSpec,
+    Manifest,
+    OodSpec,
+    read_manifest,
+    sha256_files,
+)
 from training.datasets import (
     CLASS_NAMES,
     DEFAULT_CACHE_DIR,

@@ -15,8 +15,8 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from app.repository import FRAMING as SERVICE_FRAMING
-from app.repository import (
+from app.contract.repository import FRAMING as SERVICE_FRAMING
+from app.contract.repository import (
     IMAGE_SIDE,
     DatasetInfo,
     InputSpec,

@@ -24,7 +24,7 @@ import numpy as np
 import scipy.sparse as sp
 from usearch.index import Index
 
-from app.similarity import project
+from app.contract.similarity import project
 from training.index import fit_projection
 
 logger = logging.getLogger(__name__)

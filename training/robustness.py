@@ -2,7 +2,7 @@
 
 `python -m training robustness --model-dir models/<name>/<version> ...` renders the test images
 of each version's dataset as photos and scans (training/render.py), each distortion alone and
-all together, sends every file through the service's own decoding and framing (app.images,
+all together, sends every file through the service's own decoding and framing (app.contract.images,
 with the options the manifest names) and the exported SavedModels, and records accuracy per
 condition beside the accuracy on the same images as clean 28x28 PNGs. A file the service
 refuses (a 422) counts as wrong, and is counted. Versions of one dataset and framing share
@@ -23,9 +23,9 @@ import numpy as np
 import tensorflow as tf
 from PIL import Image
 
-from app.errors import InvalidImage
-from app.images import ImageOptions, decode_image
-from app.repository import IMAGE_SIDE, Manifest, read_manifest
+from app.contract.errors import InvalidImage
+from app.contract.images import ImageOptions, decode_image
+from app.contract.repository import IMAGE_SIDE, Manifest, read_manifest
 from training.datasets import DEFAULT_CACHE_DIR, load_dataset
 from training.render import DISTORTIONS, LOOKS, Look, encode, render
 from training.train import PREDICT_BATCH

@@ -138,6 +138,13 @@ def _train(folder: Path, config: TrainConfig, out: Path) -> dict[str, Any]:
     }
 
 
+def _objective(encoder: Path) -> dict[str, Any]:
+    """The objective the encoder's run kept, with each candidate's cross-validated score."""
+    training = json.loads((encoder / "manifest.json").read_text())["training"]
+    chosen = training.get("objective_selection") or {}
+    return {"objective": training["objective"], "cross_validation": chosen.get("cross_validation")}
+
+
 def _suggested(csv_path: Path) -> list[str]:
     return [line.split(",")[1] for line in csv_path.read_text().splitlines()[1:]]
 
@@ -166,6 +173,9 @@ def small_data(
     """Every regime's served accuracy, baselines, time and labelling gains, written to
     `results` as it goes (a regime already there is not run again)."""
     found: dict[str, Any] = json.loads(results.read_text()) if results.exists() else {}
+    for run in found.values():  # results written before the objective was recorded
+        if "objective" not in run and Path(run["encoder"], "manifest.json").exists():
+            run["objective"] = _objective(Path(run["encoder"]))
     for name, size, seed, counts in regimes(datasets, sizes, labels, seeds):
         source = load_dataset(name, cache_dir=cache_dir)
         mirror = name != "mnist"
@@ -224,6 +234,7 @@ def small_data(
                 "seconds": run["seconds"],
                 "encoder_trained": encoder_from == run["export"],
                 "encoder": str(encoder_from),
+                "objective": _objective(Path(encoder_from)),
                 "gain": gains,
             }
             results.parent.mkdir(parents=True, exist_ok=True)

@@ -9,9 +9,9 @@ import threading
 import numpy as np
 import pytest
 
-from app.batcher import Batcher
-from app.errors import QueueFull, ServiceError
-from app.jobs import Job, Outputs
+from app.contract.errors import QueueFull, ServiceError
+from app.core.jobs import Job, Outputs
+from app.pipeline.batcher import Batcher
 
 
 class Recorder:
@@ -249,9 +249,9 @@ def test_a_killed_worker_fails_its_waiters_then_restarts(
     """A bug in the worker (here: its decode stage raising) ends the worker task: whoever
     waited on it fails at once with a 500, the failure is logged, and the next request is
     served by a new worker."""
-    import app.batcher
+    import app.pipeline.batcher
 
-    real_prepare = app.batcher._prepare
+    real_prepare = app.pipeline.batcher._prepare
     kills = [RuntimeError("bug in the worker")]
 
     def prepare_once_broken(batch):  # type: ignore[no-untyped-def]
@@ -259,7 +259,7 @@ def test_a_killed_worker_fails_its_waiters_then_restarts(
             raise kills.pop()
         return real_prepare(batch)
 
-    monkeypatch.setattr(app.batcher, "_prepare", prepare_once_broken)
+    monkeypatch.setattr(app.pipeline.batcher, "_prepare", prepare_once_broken)
 
     async def scenario() -> None:
         fn = Recorder()
@@ -274,7 +274,7 @@ def test_a_killed_worker_fails_its_waiters_then_restarts(
         assert fn.calls == [1]  # the failed request never reached the model
         await batcher.close()
 
-    with caplog.at_level(logging.ERROR, logger="app.supervision"):
+    with caplog.at_level(logging.ERROR, logger="app.pipeline.supervision"):
         run(scenario())
     assert any("bug in the worker" in r.getMessage() for r in caplog.records)
 

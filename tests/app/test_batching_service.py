@@ -10,8 +10,8 @@ import httpx
 import numpy as np
 import pytest
 
-from app.errors import DeadlineExceeded, QueueFull
-from app.jobs import Job, Operation, Outputs
+from app.contract.errors import DeadlineExceeded, QueueFull
+from app.core.jobs import Job, Operation, Outputs
 from app.main import create_app
 from app.settings import Settings
 from tests.app.conftest import RaisingRunner, digit_like, png_bytes, serve, wait_ready
@@ -121,9 +121,9 @@ class _SlowModel:
 
 @pytest.mark.parametrize("batching", [True, False])
 def test_deadline_includes_queue_time_and_gives_504(settings: Settings, batching: bool) -> None:
-    from app.jobs import Runner
-    from app.metrics import Metrics
-    from app.runner import BatchingRunner, DirectRunner
+    from app.core.jobs import Runner
+    from app.http.metrics import Metrics
+    from app.pipeline.runner import BatchingRunner, DirectRunner
 
     async def scenario() -> None:
         fast = settings.model_copy(update={"request_timeout_ms": 100})

@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from app.decoding import MARKERS
-from app.errors import InvalidImage
-from app.images import ImageOptions, decode_image
+from app.contract.decoding import MARKERS
+from app.contract.errors import InvalidImage
+from app.contract.images import ImageOptions, decode_image
 from tests.app.corrupt import (
     FORMATS,
     encoded,

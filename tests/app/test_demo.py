@@ -18,8 +18,8 @@ import pytest
 from PIL import Image
 from playwright.sync_api import Browser, FileChooser, Page, expect, sync_playwright
 
-from app.demo import STATIC
-from app.errors import NotReady, QueueFull
+from app.contract.errors import NotReady, QueueFull
+from app.http.demo import STATIC
 from app.main import create_app
 from app.settings import Settings
 from tests.app.conftest import RaisingRunner, serve, wait_ready

@@ -11,9 +11,9 @@ import pytest
 from PIL import Image
 from starlette.concurrency import run_in_threadpool
 
-from app.images import ImageOptions, decode_image
-from app.inference import load_version
-from app.repository import latest_version
+from app.contract.images import ImageOptions, decode_image
+from app.contract.repository import latest_version
+from app.models.inference import load_version
 from app.settings import Settings
 from tests.app.conftest import digit_like, png_bytes
 from training.datasets import FASHION_CLASSES
@@ -115,9 +115,11 @@ def test_many_images_are_built_off_the_loop_with_the_same_values(
     client: httpx.Client, reference: dict, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Over INLINE_ROWS images take the worker-thread path; rows stay exact and ordered."""
-    import app.routes
+    import app.protocols.native.routes
 
-    monkeypatch.setattr(app.routes, "INLINE_ROWS", 2)  # the server runs in this process
+    monkeypatch.setattr(
+        app.protocols.native.routes, "INLINE_ROWS", 2
+    )  # the server runs in this process
     built_in_thread: list[str] = []
 
     async def spy(build, *args):  # type: ignore[no-untyped-def]
@@ -125,7 +127,7 @@ def test_many_images_are_built_off_the_loop_with_the_same_values(
         built_in_thread.append(args[0].__name__ if build.__name__ == "_dump" else build.__name__)
         return await run_in_threadpool(build, *args)
 
-    monkeypatch.setattr(app.routes, "run_in_threadpool", spy)
+    monkeypatch.setattr(app.protocols.native.routes, "run_in_threadpool", spy)
     images = np.concatenate([reference["images"]] * 2)
     body = client.post("/embed", **multipart(images)).json()
     got = np.array(body["embeddings"], dtype=np.float32)

@@ -10,9 +10,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
-from app.errors import InvalidImage
-from app.framing import BlankImage, estimate_ground, frame, reduced
-from app.images import ImageOptions, decode_image
+from app.contract.errors import InvalidImage
+from app.contract.framing import BlankImage, estimate_ground, frame, reduced
+from app.contract.images import ImageOptions, decode_image
 
 OPTIONS = ImageOptions(max_pixels=4096 * 4096)
 

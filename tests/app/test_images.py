@@ -10,8 +10,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
-from app.errors import InvalidImage
-from app.images import ImageOptions, decode_image, from_array
+from app.contract.errors import InvalidImage
+from app.contract.images import ImageOptions, decode_image, from_array
 
 OPTIONS = ImageOptions(max_pixels=4096 * 4096)
 

@@ -9,9 +9,9 @@ import httpx
 import pytest
 from pydantic import ValidationError
 
-from app.inference import ModelVersion, load_version
+from app.contract.repository import Manifest, RepositoryError
 from app.main import create_app
-from app.repository import Manifest, RepositoryError
+from app.models.inference import ModelVersion, load_version
 from app.settings import Settings
 from tests.app.conftest import digit_like, serve, wait_ready
 

@@ -9,11 +9,11 @@ import httpx
 import numpy as np
 import pytest
 
+from app.contract.ood import OodScorer, rank
+from app.contract.repository import read_manifest
 from app.main import create_app
-from app.ood import OodScorer, rank
-from app.repository import read_manifest
+from app.models.versions import VersionPolicy
 from app.settings import Settings
-from app.versions import VersionPolicy
 from tests.app.conftest import png_bytes, serve, wait_ready, without_part
 from tests.conftest import tiny_dataset
 
@@ -28,7 +28,7 @@ def multipart(*images: np.ndarray) -> dict[str, object]:
 
 
 def by_hand(version_dir: Path, latents: np.ndarray) -> np.ndarray:
-    """The ood_score from the calibration part's arrays, without app.ood's code."""
+    """The ood_score from the calibration part's arrays, without app.contract.ood's code."""
     spec = read_manifest(version_dir).ood
     assert spec is not None
     with np.load(version_dir / spec.file) as part:

@@ -60,7 +60,7 @@ def test_corrupt_version_is_refused_and_serving_continues(
     live = settings.model_copy(update={"model_repository": repo, "reload_interval_s": 0.1})
     with serve(create_app(live)) as url, httpx.Client(base_url=url, timeout=30) as client:
         wait_ready(client)
-        with caplog.at_level(logging.WARNING, logger="app.registry"):
+        with caplog.at_level(logging.WARNING, logger="app.models.registry"):
             publish_version(repo / "mnist" / "1", repo / "mnist", 2, corrupt=True)
             time.sleep(1.0)
             (repo / "mnist" / "3").mkdir()  # incomplete: no manifest, no graphs
@@ -85,7 +85,7 @@ def test_a_model_directory_removed_while_polling_does_not_end_hot_reload(
     saved = repo.parent / "saved-mnist"
     with serve(create_app(live)) as url, httpx.Client(base_url=url, timeout=30) as client:
         wait_ready(client)
-        with caplog.at_level(logging.WARNING, logger="app.registry"):
+        with caplog.at_level(logging.WARNING, logger="app.models.registry"):
             (repo / "mnist").rename(saved)
             for _ in range(20):
                 response = client.post("/classify?model=mnist", json=PAYLOAD)

@@ -15,10 +15,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from app.contract.repository import read_manifest
+from app.contract.similarity import SimilarityIndex
 from app.main import create_app
-from app.repository import read_manifest
 from app.settings import Settings
-from app.similarity import SimilarityIndex
 from tests.app.conftest import png_bytes, serve, wait_ready, without_part
 from tests.conftest import tiny_dataset
 
@@ -128,7 +128,7 @@ def test_a_version_whose_index_fails_its_checksum_is_refused(
         data = bytearray(reference.read_bytes())
         data[len(data) // 2] ^= 0xFF  # one byte of the reference vectors changes
         reference.write_bytes(bytes(data))
-        with caplog.at_level(logging.WARNING, logger="app.registry"):
+        with caplog.at_level(logging.WARNING, logger="app.models.registry"):
             staged.rename(repo / "mnist" / "2")
             time.sleep(1.0)
         assert client.get("/readyz").json()["versions"]["mnist"] == [1]

@@ -10,8 +10,8 @@ import httpx
 import pytest
 
 from app.main import create_app
+from app.pipeline.supervision import Supervised
 from app.settings import Settings
-from app.supervision import Supervised
 from tests.app.conftest import digit_like, serve, wait_ready
 
 
@@ -40,7 +40,7 @@ def test_a_failing_task_is_logged_reported_and_restarted(
         await task.stop()
         assert not task.running
 
-    with caplog.at_level(logging.ERROR, logger="app.supervision"):
+    with caplog.at_level(logging.ERROR, logger="app.pipeline.supervision"):
         asyncio.run(scenario())
     failures = [r for r in caplog.records if "flaky failed" in r.getMessage()]
     assert len(failures) == 2 and failures[0].exc_info is not None  # with its traceback
@@ -77,9 +77,9 @@ def test_the_service_keeps_answering_after_its_batch_worker_dies(
 ) -> None:
     """A bug kills the batch worker under load: the requests it held fail with a 500 at once,
     every later request is answered by the restarted worker."""
-    import app.batcher
+    import app.pipeline.batcher
 
-    real_prepare = app.batcher._prepare
+    real_prepare = app.pipeline.batcher._prepare
     armed = threading.Event()
 
     def prepare(batch):  # type: ignore[no-untyped-def]
@@ -88,7 +88,7 @@ def test_the_service_keeps_answering_after_its_batch_worker_dies(
             raise RuntimeError("bug in the batch worker")
         return real_prepare(batch)
 
-    monkeypatch.setattr(app.batcher, "_prepare", prepare)
+    monkeypatch.setattr(app.pipeline.batcher, "_prepare", prepare)
     payload = {"instances": [digit_like(3).tolist()]}
     with (
         serve(create_app(settings)) as url,

@@ -11,10 +11,10 @@ import numpy as np
 import pytest
 from pydantic import ValidationError
 
+from app.contract.repository import RepositoryError
 from app.main import create_app
-from app.repository import RepositoryError
+from app.models.versions import VersionPolicy
 from app.settings import Settings
-from app.versions import VersionPolicy
 from tests.app.conftest import digit_like, publish_version, serve, wait_ready
 
 PAYLOAD = {"instances": [digit_like(5).tolist(), digit_like(8).tolist()]}

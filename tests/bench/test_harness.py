@@ -35,8 +35,8 @@ def test_a_server_stops_with_its_whole_process_tree(tmp_path: Path) -> None:
 def test_the_peers_model_code_answers_what_the_service_answers() -> None:
     """bench/peer_servers/composed.py (what every peer serves) gives the service's
     probabilities for real test images decoded from PNG."""
-    from app.inference import load_version
-    from app.repository import latest_version
+    from app.contract.repository import latest_version
+    from app.models.inference import load_version
     from bench.harness import sample_pngs
 
     path, manifest = latest_version(ROOT / "models", "fashion-mnist")

@@ -15,8 +15,8 @@ import pyarrow.parquet as pq
 import pytest
 from PIL import Image
 
-from app.inference import ModelVersion, load_version
-from app.repository import latest_version
+from app.contract.repository import latest_version
+from app.models.inference import ModelVersion, load_version
 from latentserve import bulk
 from latentserve.client import AsyncClient
 from latentserve.idx import write_idx

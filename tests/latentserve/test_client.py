@@ -14,11 +14,11 @@ import pytest
 from PIL import Image
 from pydantic import SecretStr
 
-from app.errors import QueueFull
-from app.inference import ModelVersion, load_version
+from app.contract.errors import QueueFull
+from app.contract.repository import Manifest
 from app.main import create_app
-from app.repository import Manifest
-from app.runner import make_runner
+from app.models.inference import ModelVersion, load_version
+from app.pipeline.runner import make_runner
 from app.settings import Settings
 from latentserve import (
     AsyncClient,
@@ -31,7 +31,7 @@ from latentserve import (
     VersionNotFound,
 )
 from latentserve.inputs import png
-from latentserve.protocol import parse
+from latentserve.protocol import CLASSIFY, SIMILAR
 from latentserve.results import ModelRef
 from tests.app.conftest import digit_like, serve, wait_ready
 
@@ -41,7 +41,7 @@ IMAGES = np.stack([digit_like(i) for i in range(20)])  # over max_images (8): th
 @pytest.fixture(scope="module")
 def direct(model_repo: Path) -> ModelVersion:
     """The tiny mnist model, called in-process: what the service must answer."""
-    from app.repository import latest_version
+    from app.contract.repository import latest_version
 
     return load_version(*latest_version(model_repo, "mnist"))
 
@@ -86,7 +86,7 @@ def test_classify_reconstruct_and_similar(base_url: str, direct: ModelVersion) -
     assert [len(row) for row in by_image.neighbours] == [4] * 10
     assert by_vector.neighbours == by_image.neighbours
     # the out-of-distribution verdicts, as the model version itself scores the images
-    scores = direct.run("classify", np.stack(IMAGES[:10])).require("ood_score")
+    scores = direct.run("classify", np.stack(IMAGES[:10])).ood_score
     got = [p.ood_score for p in classes.predictions[:10]]
     np.testing.assert_allclose(got, scores, atol=1e-6)
     np.testing.assert_allclose(rebuilt.ood_scores, scores, atol=1e-6)  # type: ignore[arg-type]
@@ -124,11 +124,11 @@ def test_fields_a_newer_service_adds_are_ignored() -> None:
             }
         ],
     }
-    rows, ref = parse("/classify", httpx.Response(200, json=body))
+    rows, ref = CLASSIFY.read(httpx.Response(200, json=body))
     assert ref == ModelRef("m", 3) and rows[0].label == 1 and rows[0].ood_score is None
     unknown = {"id": "train/1", "distance": 0.1, "label": None, "class_name": None, "extra": 1}
     neighbours = {"model": {"name": "m", "version": 3}, "neighbours": [[unknown]]}
-    (row,), _ = parse("/similar", httpx.Response(200, json=neighbours))
+    (row,), _ = SIMILAR.read(httpx.Response(200, json=neighbours))
     assert row[0].id == "train/1" and row[0].image is None
 
 
@@ -174,7 +174,7 @@ class QueueFullTwice:
     """A real runner behind a queue that is full for the first two requests (429)."""
 
     def __init__(self, settings: Settings) -> None:
-        from app.metrics import Metrics
+        from app.http.metrics import Metrics
 
         self.inner = make_runner(settings, Metrics())
         self.refused = 0

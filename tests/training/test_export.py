@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from app.repository import Manifest, read_manifest, sha256_files, verify_files
+from app.contract.repository import Manifest, read_manifest, sha256_files, verify_files
 from tests.conftest import TINY_TRAINING, tiny_dataset
 from training.datasets import DatasetError, load_dataset
 from training.evaluate import evaluate
@@ -103,7 +103,7 @@ def test_manifest_schema_and_checksums(exported) -> None:  # type: ignore[no-unt
 def test_tampered_file_is_detected(exported, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     import shutil
 
-    from app.repository import RepositoryError
+    from app.contract.repository import RepositoryError
 
     _, path, _ = exported
     copy = tmp_path / path.parent.name / "1"

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from app.images import ImageOptions, decode_image
+from app.contract.images import ImageOptions, decode_image
 from training.datasets import DatasetError, load_dataset
 from training.folders import load_image_folder
 

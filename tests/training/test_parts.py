@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from app.repository import read_manifest, verified_manifest
+from app.contract.repository import read_manifest, verified_manifest
 from tests.app.conftest import without_part
 from tests.conftest import tiny_dataset
 from training.cli import main

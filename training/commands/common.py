@@ -8,7 +8,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import get_args
 
-from app.repository import read_manifest
+from app.contract.repository import read_manifest
 from training.datasets import CLASS_NAMES, DEFAULT_CACHE_DIR, MIRROR_INVARIANT, Dataset
 from training.models import HeadKind
 from training.train import TrainConfig

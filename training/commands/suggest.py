@@ -67,7 +67,7 @@ def run(args: argparse.Namespace) -> int:
 
 def _recorded_graph(version_dir: Path) -> GraphSetting | None:
     """The graph features the version's training run chose, if it recorded them."""
-    from app.repository import read_manifest
+    from app.contract.repository import read_manifest
 
     selection = read_manifest(version_dir).training.get("selection") or {}
     features = selection.get("features")

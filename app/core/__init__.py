@@ -1,0 +1,1 @@
+"""The inference core every protocol calls: typed requests in, typed results out."""

@@ -1,0 +1,114 @@
+"""FastAPI dependencies shared by the routes: app state, query parameters, the image batch."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Annotated, Literal
+
+from fastapi import Depends, Request
+from pydantic import BaseModel, Field
+
+from app.contract.images import Invert
+from app.core.jobs import Job, Model
+from app.core.service import Inference, InferenceCore, Output
+from app.http.access import count_images
+from app.models.registry import ModelRegistry
+from app.pipeline.uploads import read_images
+from app.settings import Settings
+
+
+# Dependencies are `async def` although they only read app.state: FastAPI runs a plain `def`
+# dependency in its thread pool, and three thread hops per request showed up under load.
+async def get_settings(request: Request) -> Settings:
+    settings: Settings = request.app.state.settings
+    return settings
+
+
+async def get_registry(request: Request) -> ModelRegistry:
+    registry: ModelRegistry = request.app.state.registry
+    return registry
+
+
+async def get_core(request: Request) -> InferenceCore:
+    core: InferenceCore = request.app.state.core
+    return core
+
+
+RegistryDep = Annotated[ModelRegistry, Depends(get_registry)]
+CoreDep = Annotated[InferenceCore, Depends(get_core)]
+SettingsDep = Annotated[Settings, Depends(get_settings)]
+
+
+class ImageQuery(BaseModel):
+    """The query parameters every image endpoint takes, validated in one pydantic call.
+
+    A query-parameter model rather than one FastAPI parameter (and dependency) each: FastAPI
+    inspects every declared parameter's annotation on every request, which cost about as
+    much as parsing the image (profile in docs/benchmarks.md). OpenAPI lists the fields as
+    query parameters all the same.
+    """
+
+    model: str | None = Field(
+        None, description="model to use; default: the service's default model"
+    )
+    version: int | None = Field(
+        None,
+        ge=1,
+        description="model version to use (pin it to keep embeddings comparable across "
+        "reloads); default: the highest served",
+    )
+    resize: bool = Field(
+        True, description="fit non-28x28 images into 28x28; false makes them a 422"
+    )
+    invert: Invert = Field(
+        "auto",
+        description="invert polarity: auto detects dark strokes on a light ground by the "
+        "image border; true/false force it",
+    )
+    debug: Literal["framed"] | None = Field(
+        None,
+        description="framed: also return each input image as the model saw it (after "
+        "polarity, ground removal, cropping and fitting), as base64 28x28 PNGs in `framed`",
+    )
+
+
+class OodQuery(ImageQuery):
+    ood_threshold: float | None = Field(
+        None,
+        ge=0,
+        le=1,
+        description="ood_score above which in_distribution is false (default: the version's, "
+        "0.99, about 1% false alarms on the model's own kind of image)",
+    )
+
+
+@dataclass(frozen=True)
+class ImageBatch:
+    """The model a request picked and its images (decoded later, in the worker thread)."""
+
+    model: Model
+    job: Job
+    core: InferenceCore
+
+    async def run(self, *wanted: Output) -> Inference:
+        return await self.core.run(self.model, self.job, wanted)
+
+
+def chosen_model(request: Request, query: ImageQuery) -> Model:
+    """The model version a request asked for (404 if it is not served)."""
+    registry: ModelRegistry = request.app.state.registry
+    return registry.get(query.model, query.version)
+
+
+async def image_batch(request: Request, query: ImageQuery) -> ImageBatch:
+    """What the image endpoints do first: resolve the model, then read the images.
+
+    A plain call from the route, not a FastAPI dependency: each dependency costs its own
+    resolution per request, and this one reads only the app's state and the query.
+    """
+    core: InferenceCore = request.app.state.core
+    model = chosen_model(request, query)
+    options = core.image_options(model, query.resize, query.invert)
+    job = await read_images(request, options, core.settings.max_images)
+    count_images(request, job.count)
+    return ImageBatch(model, job, core)

@@ -1,0 +1,1 @@
+"""Loaded model versions: the registry, the version policy and the TensorFlow loader."""

@@ -1,0 +1,1 @@
+"""From request bytes to model calls: body parsing, image jobs, the batcher and its supervision."""

@@ -1,0 +1,1 @@
+"""The native API: /classify, /embed, /reconstruct, /similar, /models, health."""
