@@ -1,8 +1,13 @@
-"""The error hierarchy (app/contract/errors.py), rendered by one handler into one JSON shape.
+"""The error hierarchy (app/contract/errors.py) rendered once, in the shape of the protocol whose
+URL was asked for:
 
-    {"error": {"type": "invalid_image", "message": "...", "index": 3}}
+    native API:     {"error": {"type": "invalid_image", "message": "...", "index": 3}}
+    /v2 (OIP V2),
+    /v1 (TF Serving): {"error": "<message> (input 3)"}
 
-`index` names the offending image (0-based, request order) where there is one.
+`index` names the offending image (0-based, request order) where there is one. The same status
+code for the same condition on every protocol; every answer under a protocol's prefix in its
+shape, whether it comes from a route, an unmatched URL, a middleware (body limits) or a bug.
 """
 
 from __future__ import annotations
@@ -15,6 +20,10 @@ from starlette.requests import ClientDisconnect
 
 from app.contract.errors import BadRequest, ServiceError
 
+PLAIN_PREFIXES = ("/v1/", "/v2/")
+"""URL prefixes of the protocols whose errors are {"error": "<message>"}."""
+HTTP_ERROR_TYPES = {404: "not_found", 405: "method_not_allowed"}
+
 
 def error_body(error_type: str, message: str, index: int | None = None) -> dict[str, object]:
     detail: dict[str, object] = {"type": error_type, "message": message}
@@ -23,27 +32,43 @@ def error_body(error_type: str, message: str, index: int | None = None) -> dict[
     return {"error": detail}
 
 
-def _render(error: ServiceError) -> JSONResponse:
-    return JSONResponse(
-        error_body(error.error_type, error.message, error.index),
-        status_code=error.status_code,
-        headers=error.headers,
+def is_plain(path: str) -> bool:
+    return path == "/v2" or path.startswith(PLAIN_PREFIXES)
+
+
+def render(error: ServiceError, path: str) -> JSONResponse:
+    """The error as the protocol that `path` belongs to answers errors."""
+    return _answer(
+        path, error.status_code, error.error_type, error.message, error.index, error.headers
     )
 
 
-async def _service_error(_: Request, exc: Exception) -> JSONResponse:
+def _answer(
+    path: str,
+    status: int,
+    error_type: str,
+    message: str,
+    index: int | None = None,
+    headers: dict[str, str] | None = None,
+) -> JSONResponse:
+    if is_plain(path):
+        where = "" if index is None else f" (input {index})"
+        body: dict[str, object] = {"error": message + where}
+    else:
+        body = error_body(error_type, message, index)
+    return JSONResponse(body, status_code=status, headers=headers)
+
+
+async def _service_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, ServiceError)
-    return _render(exc)
+    return render(exc, request.url.path)
 
 
-async def _http_error(_: Request, exc: Exception) -> JSONResponse:
-    """Starlette's own errors (404 route, 405 method) in the same shape."""
-    assert isinstance(exc, StarletteHTTPException)
-    kind = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
-    response = JSONResponse(error_body(kind, str(exc.detail)), status_code=exc.status_code)
-    if exc.headers:
-        response.headers.update(exc.headers)
-    return response
+async def _http_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, StarletteHTTPException)  # an unmatched URL, a method not allowed
+    kind = HTTP_ERROR_TYPES.get(exc.status_code, "http_error")
+    headers = dict(exc.headers) if exc.headers else None  # Allow, on a 405
+    return _answer(request.url.path, exc.status_code, kind, str(exc.detail), headers=headers)
 
 
 def validation_message(exc: RequestValidationError) -> str:
@@ -53,19 +78,20 @@ def validation_message(exc: RequestValidationError) -> str:
     return f"{where}: {first.get('msg', 'invalid request')}" if where else "invalid request"
 
 
-async def _validation_error(_: Request, exc: Exception) -> JSONResponse:
-    """Query-parameter validation (e.g. top_k=abc) is a malformed request: 400."""
+async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
+    """Parameter validation (e.g. top_k=abc, a version that is not a number): 400."""
     assert isinstance(exc, RequestValidationError)
-    return _render(BadRequest(validation_message(exc)))
+    return render(BadRequest(validation_message(exc)), request.url.path)
 
 
-async def _client_gone(_: Request, exc: Exception) -> JSONResponse:
+async def _client_gone(request: Request, exc: Exception) -> JSONResponse:
     """The client hung up mid-body: nobody will read this, but it is no server error."""
-    return _render(BadRequest("client disconnected before the body was complete"))
+    error = BadRequest("client disconnected before the body was complete")
+    return render(error, request.url.path)
 
 
-async def _unexpected(_: Request, exc: Exception) -> JSONResponse:
-    return _render(ServiceError("internal error"))
+async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+    return render(ServiceError("internal error"), request.url.path)
 
 
 def install_error_handlers(app: FastAPI) -> None:

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from functools import partial
 
 import numpy as np
-from python_multipart.exceptions import MultipartParseError
+from python_multipart.exceptions import FormParserError
 from python_multipart.multipart import MultipartParser, MultipartState, parse_options_header
 from starlette.requests import Request
 
@@ -70,19 +70,19 @@ def parse_multipart(body: bytes, content_type: str, max_images: int) -> list[Sou
     def on_part_data(data: bytes, start: int, end: int) -> None:
         parts[-1].data.append(data[start:end])
 
-    parser = MultipartParser(
-        params[b"boundary"],
-        {
-            "on_header_field": on_header_field,
-            "on_header_value": on_header_value,
-            "on_header_end": on_header_end,
-            "on_part_begin": on_part_begin,
-            "on_part_data": on_part_data,
-        },
-    )
-    try:
+    try:  # the parser refuses some boundaries (too long) already when it is made
+        parser = MultipartParser(
+            params[b"boundary"],
+            {
+                "on_header_field": on_header_field,
+                "on_header_value": on_header_value,
+                "on_header_end": on_header_end,
+                "on_part_begin": on_part_begin,
+                "on_part_data": on_part_data,
+            },
+        )
         parser.write(body)
-    except MultipartParseError as err:
+    except FormParserError as err:
         raise BadRequest(f"malformed multipart body: {err}") from None
     if parser.state != MultipartState.END:
         raise BadRequest("malformed multipart body: it ends before the closing boundary")

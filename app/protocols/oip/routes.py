@@ -26,7 +26,7 @@ from app.core.jobs import Job, Model
 from app.core.service import Inference, InferenceCore, Output
 from app.http.access import count_images
 from app.http.dependencies import CoreDep, RegistryDep
-from app.http.foreign import VERSIONED, ForeignRoute, VersionedModel
+from app.http.foreign import VERSIONED, VersionedModel
 from app.http.openapi import FOREIGN_ERRORS
 from app.pipeline.uploads import job_of
 from app.protocols.oip.tensors import (
@@ -41,13 +41,11 @@ from app.protocols.oip.tensors import (
 
 router = APIRouter(
     prefix="/v2",
-    route_class=ForeignRoute,
     responses=FOREIGN_ERRORS,
     tags=["Open Inference Protocol (V2)"],
 )
 public_router = APIRouter(
     prefix="/v2",
-    route_class=ForeignRoute,
     responses=FOREIGN_ERRORS,
     tags=["Open Inference Protocol (V2)"],
 )
@@ -170,16 +168,30 @@ def _wanted(body: InferenceRequest, model: Model) -> tuple[list[str], set[str], 
     names = [o.name for o in asked] or offered
     if unknown := [n for n in names if n not in offered]:
         raise BadRequest(f"unknown output {unknown[0]!r}; outputs are {offered}")
-    binary_all = bool((body.parameters or {}).get("binary_data_output", False))
-    binary = {o.name for o in asked if (o.parameters or {}).get("binary_data", binary_all)}
+    binary_all = _flag(body.parameters, "binary_data_output", False, "parameters")
+    binary = {o.name for o in asked if _flag(o.parameters, "binary_data", binary_all, o.name)}
     if not asked and binary_all:
         binary = set(names)
-    classes = {o.name: (o.parameters or {}).get("classification", 0) for o in asked}
-    classes = {n: k for n, k in classes.items() if k}
-    for n, k in classes.items():
-        if n != "probabilities" or not isinstance(k, int) or k < 1:
-            raise BadRequest(f"classification applies to 'probabilities' with a count >= 1 ({n})")
+    classes = {}
+    for output in asked:
+        count = (output.parameters or {}).get("classification")
+        if count is None or (type(count) is int and count == 0):  # 0: none, as in Triton
+            continue
+        if output.name != "probabilities" or type(count) is not int or count < 1:
+            raise BadRequest(
+                f"classification applies to 'probabilities' with a whole count >= 1 "
+                f"({output.name}: {count!r})"
+            )
+        classes[output.name] = count
     return names, binary, classes
+
+
+def _flag(parameters: dict[str, Any] | None, name: str, default: bool, where: str) -> bool:
+    """A boolean parameter: a JSON true or false, nothing read by its truthiness."""
+    value = (parameters or {}).get(name, default)
+    if not isinstance(value, bool):
+        raise BadRequest(f"{where}: parameter {name!r} must be true or false, not {value!r}")
+    return value
 
 
 async def _infer(model: Model, request: Request, core: InferenceCore) -> Response:

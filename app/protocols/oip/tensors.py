@@ -17,9 +17,9 @@ from typing import Any
 
 import numpy as np
 import orjson
-from pydantic import BaseModel, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from app.contract.errors import BadRequest, InvalidImage
+from app.contract.errors import BadRequest, InvalidImage, PayloadTooLarge
 from app.contract.repository import IMAGE_SIDE
 
 BYTES_INPUT, PIXELS_INPUT = "images", "pixels"
@@ -27,7 +27,14 @@ NUMPY = {"UINT8": np.uint8, "INT64": np.int64, "FP32": np.float32}
 Params = dict[str, Any]
 
 
+# Strict: V2 data are typed by the protocol, so a string where a number belongs (or a boolean
+# where an integer does) is a malformed request, not something to coerce.
+STRICT = ConfigDict(strict=True)
+
+
 class RequestInput(BaseModel):
+    model_config = STRICT
+
     name: str
     shape: list[int]
     datatype: str
@@ -36,12 +43,16 @@ class RequestInput(BaseModel):
 
 
 class RequestOutput(BaseModel):
+    model_config = STRICT
+
     name: str
     parameters: Params | None = None
 
 
 class InferenceRequest(BaseModel):
     """POST /v2/models/{model}[/versions/{version}]/infer (binary tensor data may follow)."""
+
+    model_config = STRICT
 
     id: str | None = None
     parameters: Params | None = None
@@ -118,7 +129,7 @@ def read_images(request: InferenceRequest, binary: bytes, max_images: int) -> Im
         )
     tensor = request.inputs[0]
     size = (tensor.parameters or {}).get("binary_data_size")
-    if size is not None and (not isinstance(size, int) or size < 0):
+    if size is not None and (type(size) is not int or size < 0):  # a bool is no size
         raise BadRequest(f"input {tensor.name!r}: binary_data_size must be a whole number")
     raw = None if size is None else binary[:size]
     if (size or 0) != len(binary):
@@ -133,7 +144,7 @@ def read_images(request: InferenceRequest, binary: bytes, max_images: int) -> Im
         )
     count = tensor.shape[0] if tensor.shape else 0
     if count > max_images:
-        raise BadRequest(f"{count} images; the limit is {max_images} (max_images)")
+        raise PayloadTooLarge(f"{count} images; the limit is {max_images} (max_images)")
     if count < 1:
         raise BadRequest(f"input {tensor.name!r}: shape {tensor.shape} holds no image")
     if raw is None and tensor.data is None:
@@ -152,19 +163,23 @@ def read_images(request: InferenceRequest, binary: bytes, max_images: int) -> Im
             f"input {tensor.name!r}: shape {tensor.shape}, expected [N, {IMAGE_SIDE}, "
             f"{IMAGE_SIDE}] or [N, {IMAGE_SIDE}, {IMAGE_SIDE}, 1]"
         )
-    try:
-        values = (
-            np.frombuffer(raw, np.uint8)
-            if raw is not None
-            else np.asarray(tensor.data, dtype=np.int64).ravel()
-        )
-    except (ValueError, TypeError):
-        raise InvalidImage(f"input {tensor.name!r}: UINT8 data must be numbers") from None
+    values = np.frombuffer(raw, np.uint8) if raw is not None else _json_uint8(tensor)
     if values.size != count * IMAGE_SIDE * IMAGE_SIDE:
         raise BadRequest(f"input {tensor.name!r}: {values.size} values for shape {tensor.shape}")
-    if values.dtype != np.uint8 and (values.min() < 0 or values.max() > 255):
-        raise InvalidImage(f"input {tensor.name!r}: UINT8 values must be 0-255")
-    return Images(pixels=values.astype(np.uint8).reshape(count, IMAGE_SIDE, IMAGE_SIDE))
+    return Images(pixels=values.reshape(count, IMAGE_SIDE, IMAGE_SIDE))
+
+
+def _json_uint8(tensor: RequestInput) -> np.ndarray:
+    """UINT8 data sent as JSON (flat, or nested as the shape): whole numbers 0-255 only; not
+    strings, booleans, fractions, infinities or numbers out of range."""
+    flat = np.asarray(tensor.data, dtype=object).ravel()  # a ragged nesting leaves lists in it
+    wrong = [v for v in flat if type(v) is not int or not 0 <= v <= 255][:1]
+    if wrong:  # (a list, as the wrong value may itself be None)
+        shown = repr(wrong[0])[:40]
+        raise InvalidImage(
+            f"input {tensor.name!r}: UINT8 data must be whole numbers 0-255, not {shown}"
+        )
+    return np.asarray(flat.tolist(), dtype=np.uint8)
 
 
 @dataclass(frozen=True)

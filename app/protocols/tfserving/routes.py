@@ -19,23 +19,22 @@ import numpy as np
 import orjson
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
-from pydantic import BaseModel, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from starlette.convertors import Convertor, register_url_convertor
 
-from app.contract.errors import BadRequest
+from app.contract.errors import BadRequest, PayloadTooLarge
 from app.contract.repository import IMAGE_SIDE
 from app.core.jobs import Model
 from app.core.service import Inference, InferenceCore, Output
 from app.http.access import count_images
 from app.http.dependencies import CoreDep, RegistryDep
-from app.http.foreign import VERSIONED, ForeignRoute, VersionedModel
+from app.http.foreign import VERSIONED, VersionedModel
 from app.http.openapi import FOREIGN_ERRORS
 from app.pipeline.bodies import json_instances
 from app.pipeline.uploads import job_of
 
 router = APIRouter(
     prefix="/v1",
-    route_class=ForeignRoute,
     responses=FOREIGN_ERRORS,
     tags=["TensorFlow Serving REST API"],
 )
@@ -66,12 +65,16 @@ SIGNATURES: dict[str, tuple[Output, ...]] = {
 
 
 class PredictRequest(BaseModel):
+    model_config = ConfigDict(strict=True)  # a signature name is a string, not a number
+
     signature_name: str = "serving_default"
     instances: list[Any] | None = Field(None, description="row format")
     inputs: Any = Field(None, description="columnar format")
 
 
 class ClassifyRequest(BaseModel):
+    model_config = ConfigDict(strict=True)
+
     signature_name: str = "serving_default"
     context: dict[str, Any] | None = None
     examples: list[dict[str, Any]] = Field(min_length=1)
@@ -147,7 +150,7 @@ def _values(named: Any, max_images: int) -> list[Any]:
     if not isinstance(values, list):
         raise BadRequest("inputs must be a list of values, or {'images' or 'pixels': [...]}")
     if len(values) > max_images:
-        raise BadRequest(f"{len(values)} images; the limit is {max_images} (max_images)")
+        raise PayloadTooLarge(f"{len(values)} images; the limit is {max_images} (max_images)")
     return [_unwrap(v) for v in values]
 
 
