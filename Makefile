@@ -43,7 +43,7 @@ train-all: datasets
 	$(BIN)/python -m training train --dataset fashion-mnist --out models
 	$(BIN)/python -m training train --dataset mnist --out models --index-images
 	# The few-label model: a head on 10 labels per class, on the new Fashion-MNIST encoder.
-	$(BIN)/python -m training train --dataset fashion-mnist --labels-per-class 10 --head dense \
+	$(BIN)/python -m training train --dataset fashion-mnist --labels-per-class 10 \
 	    --encoder-from "$$(ls -d models/fashion-mnist/[0-9]* | sort -t/ -k3 -n | tail -n 1)" \
 	    --name fashion-mnist-10 --out models
 
