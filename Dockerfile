@@ -19,6 +19,9 @@ WORKDIR /srv
 COPY app ./app
 # Baked-in models; mount a repository over /srv/models to serve others.
 COPY models ./models
+# The similarity graphs of the baked-in versions, built now (no TensorFlow needed) so that a
+# container with a read-only root opens them memory-mapped instead of building them at start.
+RUN /opt/venv/bin/python -m app.models.graphs /srv/models
 # HOME on /tmp: TensorFlow and Keras write under it at start, and with a read-only root
 # filesystem (compose's default here) only the tmpfs mounted on /tmp is writable.
 ENV PATH=/opt/venv/bin:$PATH \

@@ -11,6 +11,7 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 from fastapi import Depends, FastAPI
@@ -58,17 +59,24 @@ async def _load_in_background(app: FastAPI) -> None:
         logger.critical("%s; the service stays unready", registry.error)
 
 
-def load_with_tensorflow(path: Path, manifest: Manifest) -> Model:
-    """The default loader: SavedModels through TensorFlow (app.models.inference)."""
-    from app.models.inference import load_version
+@dataclass(frozen=True)
+class TensorFlowLoader:
+    """The default loader: SavedModels through TensorFlow (app.models.inference), similarity
+    graphs through the settings' graph cache."""
 
-    return load_version(path, manifest)
+    graph_cache: Path
+
+    def __call__(self, path: Path, manifest: Manifest) -> Model:
+        from app.contract.similarity import GraphCache
+        from app.models.inference import load_version
+
+        return load_version(path, manifest, GraphCache(self.graph_cache))
 
 
 @asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     settings: Settings = app.state.settings
-    if app.state.loader is load_with_tensorflow:
+    if isinstance(app.state.loader, TensorFlowLoader):
         from app.models.inference import configure_threads
 
         configure_threads(settings.inference_threads)  # before TensorFlow's first op
@@ -106,7 +114,7 @@ def create_app(
     app.state.metrics = Metrics()
     app.state.runner = runner or make_runner(settings, app.state.metrics)
     app.state.core = InferenceCore(settings, app.state.runner)
-    app.state.loader = loader or load_with_tensorflow
+    app.state.loader = loader or TensorFlowLoader(settings.graph_cache)
     app.state.registry = ModelRegistry(
         settings, app.state.loader, on_retire=app.state.runner.retire
     )

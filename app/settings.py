@@ -38,6 +38,11 @@ class Settings(BaseSettings):
     """Versions of each model to serve (TensorFlow Serving's policies): latest (the highest),
     latest:N (the N highest), all, or explicit versions such as 3,5. Requests pin one with
     ?version=; without it they get the highest served."""
+    index_cache_dir: Path | None = None
+    """Where similarity graphs built at load are kept, so that the next start, worker or
+    reload opens them memory-mapped instead of building them again (seconds for 60,000
+    images); empty means <model_repository>/.index-cache. One that cannot be written costs
+    nothing but the rebuilds: the graphs are then built at every load."""
     max_body_bytes: int = Field(default=8 * 1024 * 1024, gt=0)
     """Largest request body accepted, in bytes (larger: 413)."""
     max_images: int = Field(default=256, gt=0)
@@ -101,6 +106,12 @@ class Settings(BaseSettings):
         if self.api_keys_file is not None and not self.api_keys_file.is_file():
             raise ValueError(f"api_keys_file {self.api_keys_file} does not exist")
         return self
+
+    @property
+    def graph_cache(self) -> Path:
+        from app.contract.similarity import GRAPH_CACHE_DIR  # usearch only when asked
+
+        return self.index_cache_dir or self.model_repository / GRAPH_CACHE_DIR
 
     def all_api_keys(self) -> list[str]:
         keys = [key.get_secret_value() for key in self.api_keys]

@@ -13,7 +13,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from app.contract.repository import RepositoryError
+from app.contract.repository import RepositoryError, latest_version
+from app.contract.similarity import GRAPH_CACHE_DIR, GraphCache, SimilarityIndex
 from app.main import create_app
 from app.settings import Settings
 from latentserve.idx import write_idx
@@ -49,11 +50,22 @@ def trained_repository(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def test_training_keeps_its_reports_out_of_the_models(trained_repository: Path) -> None:
-    assert sorted(p.name for p in trained_repository.iterdir()) == [".reports", "fashion-mnist"]
+    assert sorted(p.name for p in trained_repository.iterdir()) == [
+        ".index-cache",
+        ".reports",
+        "fashion-mnist",
+    ]
     assert (trained_repository / ".reports" / "training.md").is_file()
     assert (
         trained_repository / ".reports" / "results" / "fashion-mnist" / "metrics.json"
     ).is_file()
+
+
+def test_the_export_leaves_the_search_graph_the_service_opens(trained_repository: Path) -> None:
+    version, manifest = latest_version(trained_repository, "fashion-mnist")
+    assert manifest.index is not None
+    cache = GraphCache(trained_repository / GRAPH_CACHE_DIR)
+    assert SimilarityIndex.load(version, manifest.index, cache).from_cache
 
 
 def test_the_trained_repository_serves_over_http(

@@ -18,6 +18,7 @@ import keras
 import tensorflow as tf
 
 from app.contract.repository import IMAGE_SIDE, PARTS, Manifest, sha256_files
+from app.contract.similarity import GRAPH_CACHE_DIR, GraphCache
 from training.index import ReferenceSet, write_index
 from training.ood import Calibration
 
@@ -87,7 +88,9 @@ def export_repository(
         calibration.write(staging)
     exported = manifest.model_copy(
         update={
-            "index": write_index(staging, reference) if reference else None,
+            "index": write_index(staging, reference, GraphCache(out / GRAPH_CACHE_DIR))
+            if reference
+            else None,
             "ood": calibration.spec if calibration else None,
             "version": version,
             "files": sha256_files(staging),

@@ -19,7 +19,7 @@ import numpy as np
 from app.contract.errors import InvalidImage
 from app.contract.images import ImageOptions, decode_image
 from app.contract.repository import IndexSpec, Manifest
-from app.contract.similarity import UNLABELLED, SimilarityIndex, save_reference
+from app.contract.similarity import UNLABELLED, GraphCache, SimilarityIndex, save_reference
 from training.datasets import DatasetError
 
 logger = logging.getLogger(__name__)
@@ -62,8 +62,11 @@ def knn_accuracy(index: SimilarityIndex, latents: np.ndarray, labels: np.ndarray
     return float(np.mean(np.asarray(predicted) == labels))
 
 
-def write_index(version_dir: Path, reference: ReferenceSet) -> IndexSpec:
-    """Write the index part into `version_dir`; its spec, for the manifest."""
+def write_index(
+    version_dir: Path, reference: ReferenceSet, cache: GraphCache | None = None
+) -> IndexSpec:
+    """Write the index part into `version_dir`; its spec, for the manifest. Its search graph
+    is built here and saved in `cache`, so the service's first start opens it."""
     mean, projection = fit_projection(reference.latents, PROJECTION_DIMS)
     spec = IndexSpec(
         size=len(reference.ids),
@@ -80,8 +83,9 @@ def write_index(version_dir: Path, reference: ReferenceSet) -> IndexSpec:
         reference.ids,
         reference.images,
     )
+    index = SimilarityIndex.load(version_dir, spec, cache)
     if reference.test is not None and reference.labels is not None:
-        accuracy = knn_accuracy(SimilarityIndex.load(version_dir, spec), *reference.test)
+        accuracy = knn_accuracy(index, *reference.test)
         logger.info("index: %d-NN accuracy on the test split %.4f", KNN, accuracy)
         spec = spec.model_copy(update={"knn_accuracy": accuracy})
     return spec

@@ -20,7 +20,7 @@ from threadpoolctl import threadpool_limits
 from app.core.jobs import NamedByManifest, Operation, Outputs
 from app.contract.ood import OodScorer
 from app.contract.repository import PARTS, Manifest
-from app.contract.similarity import SimilarityIndex
+from app.contract.similarity import GraphCache, SimilarityIndex
 
 logger = logging.getLogger(__name__)
 KERAS_EAGER_IMPORT = "keras.src.optimizers"
@@ -158,13 +158,16 @@ def _compose(functions: dict[str, Any], input_shape: tuple[int, ...]) -> dict[st
     }
 
 
-def load_version(path: Path, manifest: Manifest) -> ModelVersion:
-    """Load the three SavedModels (already checksum-verified), build the similarity index if
-    the version has one, and answer one warm-up call."""
+def load_version(
+    path: Path, manifest: Manifest, graph_cache: GraphCache | None = None
+) -> ModelVersion:
+    """Load the three SavedModels (already checksum-verified), open or build the similarity
+    index if the version has one (its graph from `graph_cache` when it is there), and answer
+    one warm-up call."""
     modules = {part: tf.saved_model.load(str(path / part)) for part in PARTS}
     functions = {part: module.signatures["serving_default"] for part, module in modules.items()}
     composed = _compose(functions, manifest.input_shape)
-    index = SimilarityIndex.load(path, manifest.index) if manifest.index else None
+    index = SimilarityIndex.load(path, manifest.index, graph_cache) if manifest.index else None
     ood = OodScorer.load(path, manifest.ood) if manifest.ood else None
     model = ModelVersion(manifest, path, functions, list(modules.values()), composed, index, ood)
     warm = np.zeros((1, *manifest.input_shape), dtype=np.uint8)
