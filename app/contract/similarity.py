@@ -7,11 +7,12 @@ the projection itself (mean and matrix) comes with it. Searching that space by c
 87.4%) at a twenty-fourth of the size (docs/benchmarks.md). The approximate search is usearch's
 HNSW graph, built from the stored vectors when the version loads, single-threaded so that
 every worker and every restart builds the same graph and answers the same neighbours. The
-graph is not shipped in the repository (four times the size of the vectors); instead, given a
-cache directory, the export (training) or the first load saves it there under the reference part's content hash, with
-the graph file's own hash beside it, and every later load (a restart, a second worker, a
-reload) checks that hash and opens the file memory-mapped, in milliseconds rather than the
-~5-10 s a 60,000-image graph takes to build (docs/benchmarks.md).
+graph is not shipped in the repository (four times the size of the vectors); instead, given
+a cache directory, the export (training) or the first load saves it there under the
+reference part's content hash, with the graph file's own hash beside it, and every later
+load (a restart, a second worker, a reload) checks that hash and opens the file
+memory-mapped, in milliseconds rather than the ~5-10 s a 60,000-image graph takes to build
+(docs/benchmarks.md).
 
 This module is also the file format's one definition: training writes the part with
 `save_reference`.

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal, TypeVar
 
 from fastapi import Depends, Request
-from pydantic import BaseModel, Field
+from fastapi.exceptions import RequestValidationError
+from pydantic import BaseModel, Field, ValidationError
 
 from app.contract.images import Invert
 from app.core.jobs import Job, Model
@@ -39,14 +41,48 @@ CoreDep = Annotated[InferenceCore, Depends(get_core)]
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 
 
-class ImageQuery(BaseModel):
-    """The query parameters every image endpoint takes, validated in one pydantic call.
+Query = TypeVar("Query", bound=BaseModel)
 
-    A query-parameter model rather than one FastAPI parameter (and dependency) each: FastAPI
-    inspects every declared parameter's annotation on every request, which cost about as
-    much as parsing the image (profile in docs/benchmarks.md). OpenAPI lists the fields as
-    query parameters all the same.
+
+def query_model(model: type[Query]) -> Callable[[Request], Awaitable[Query]]:
+    """An async dependency: the request's query parameters validated as `model`, in one
+    pydantic call; a problem is FastAPI's own RequestValidationError at ("query", field).
+
+    Not FastAPI's `Annotated[model, Query()]`, nor one parameter each: for those FastAPI
+    inspects every field's annotation again on every request, which cost 7 % of the request
+    path's CPU (bench/path_cost.py, docs/benchmarks.md). The route's OpenAPI parameters come
+    from the same model (`query_parameters`).
     """
+
+    async def parse(request: Request) -> Query:
+        try:
+            return model.model_validate(dict(request.query_params))
+        except ValidationError as err:
+            problems = [{**e, "loc": ("query", *e["loc"])} for e in err.errors()]
+            raise RequestValidationError(problems) from None
+
+    return parse
+
+
+def query_parameters(model: type[BaseModel]) -> list[dict[str, Any]]:
+    """The model's fields as OpenAPI query parameters, as FastAPI would list them."""
+    schema = model.model_json_schema()
+    required = set(schema.get("required", ()))
+    return [
+        {
+            "name": name,
+            "in": "query",
+            "required": name in required,
+            "schema": field,
+            **({"description": field["description"]} if "description" in field else {}),
+        }
+        for name, field in schema["properties"].items()
+    ]
+
+
+class ImageQuery(BaseModel):
+    """The query parameters every image endpoint takes, validated in one pydantic call
+    (`query_model`)."""
 
     model: str | None = Field(
         None, description="model to use; default: the service's default model"

@@ -6,7 +6,7 @@ from collections.abc import Callable
 from typing import Annotated, Any, TypeVar
 
 import numpy as np
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
@@ -15,7 +15,14 @@ from app.contract.errors import IndexNotFound, InvalidEmbedding
 from app.core.jobs import Model
 from app.core.service import Inference, InferenceCore, Output, timing_metadata
 from app.http.access import count_images
-from app.http.dependencies import ImageQuery, OodQuery, chosen_model, image_batch
+from app.http.dependencies import (
+    ImageQuery,
+    OodQuery,
+    chosen_model,
+    image_batch,
+    query_model,
+    query_parameters,
+)
 from app.http.openapi import ERRORS, IMAGE_BODY, SIMILAR_BODY
 from app.pipeline.bodies import Embeddings
 from app.pipeline.uploads import read_queries
@@ -93,9 +100,14 @@ def _preferred(request: Request, *offered: str) -> str:
 
 
 @router.post(
-    "/classify", response_model=ClassifyResponse, responses=ERRORS, openapi_extra=IMAGE_BODY
+    "/classify",
+    response_model=ClassifyResponse,
+    responses=ERRORS,
+    openapi_extra={**IMAGE_BODY, "parameters": query_parameters(ClassifyQuery)},
 )
-async def classify(request: Request, query: Annotated[ClassifyQuery, Query()]) -> Response:
+async def classify(
+    request: Request, query: Annotated[ClassifyQuery, Depends(query_model(ClassifyQuery))]
+) -> Response:
     batch = await image_batch(request, query)
     inference = await batch.run(Output.PROBABILITIES, Output.OOD_SCORE)
     framed = _framed(query, inference)
@@ -114,9 +126,11 @@ async def classify(request: Request, query: Annotated[ClassifyQuery, Query()]) -
             "array as a NumPy .npy file",
         },
     },
-    openapi_extra=IMAGE_BODY,
+    openapi_extra={**IMAGE_BODY, "parameters": query_parameters(EmbedQuery)},
 )
-async def embed(request: Request, query: Annotated[EmbedQuery, Query()]) -> Response:
+async def embed(
+    request: Request, query: Annotated[EmbedQuery, Depends(query_model(EmbedQuery))]
+) -> Response:
     batch = await image_batch(request, query)
     inference = await batch.run(Output.EMBEDDING)
     normalize = query.normalize
@@ -141,9 +155,11 @@ async def embed(request: Request, query: Annotated[EmbedQuery, Query()]) -> Resp
             "description": "JSON, or with `Accept: image/png` and one input image, the PNG itself",
         },
     },
-    openapi_extra=IMAGE_BODY,
+    openapi_extra={**IMAGE_BODY, "parameters": query_parameters(OodQuery)},
 )
-async def reconstruct(request: Request, query: Annotated[OodQuery, Query()]) -> Response:
+async def reconstruct(
+    request: Request, query: Annotated[OodQuery, Depends(query_model(OodQuery))]
+) -> Response:
     batch = await image_batch(request, query)
     wanted = (Output.RECONSTRUCTION, Output.RECONSTRUCTION_PIXELS, Output.OOD_SCORE)
     inference = await batch.run(*wanted)
@@ -167,10 +183,15 @@ def _png_reconstruction(inference: Inference, ood_threshold: float | None) -> Re
 
 
 @router.post(
-    "/similar", response_model=SimilarResponse, responses=ERRORS, openapi_extra=SIMILAR_BODY
+    "/similar",
+    response_model=SimilarResponse,
+    responses=ERRORS,
+    openapi_extra={**SIMILAR_BODY, "parameters": query_parameters(SimilarQuery)},
 )
 async def similar(
-    request: Request, query: Annotated[SimilarQuery, Query()], response: Response
+    request: Request,
+    query: Annotated[SimilarQuery, Depends(query_model(SimilarQuery))],
+    response: Response,
 ) -> SimilarResponse:
     """The k nearest reference images (the model's training images, unless its index was
     built over another folder) of each query image or embedding."""
