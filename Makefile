@@ -50,11 +50,14 @@ train-all: datasets
 # Throughput benchmark against same-run baselines and the peers (BentoML, KServe, MLServer, a
 # plain FastAPI route; each in its own virtualenv under bench/out/peers, made from PyPI on the
 # first run), then what embedding consumers get (bulk embedding, similarity search, memory per
-# version). Needs wrk; loopback only; ~25 minutes (plus ~5 for the first run's virtualenvs).
+# version), start-up time against `import tensorflow` and memory per start-up step. Needs wrk;
+# loopback only; ~35 minutes (plus ~5 for the first run's virtualenvs).
 bench: install
 	command -v wrk >/dev/null || apt-get install -y -qq wrk
 	$(BIN)/python bench/run.py
 	$(BIN)/python bench/consumers.py
+	$(BIN)/python bench/startup.py
+	$(BIN)/python bench/memory.py
 
 # Bounded soak test: >= 100,000 mixed requests at 64 connections, loopback only (~6 minutes).
 soak: install

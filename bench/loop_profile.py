@@ -53,6 +53,8 @@ def summarise(raw: Path) -> list[str]:
     threads: collections.Counter[str] = collections.Counter()
     for line in raw.read_text().splitlines():
         stack, _, count = line.rpartition(" ")
+        if not count.isdigit():  # a frame name py-spy wrote across lines: not a sample
+            continue
         thread, *frames = stack.split(";")
         if not frames or any(FRAME.sub(r"\1", frames[-1]) == leaf for leaf in WAITING):
             continue  # blocked in epoll or on a queue: not work
@@ -83,6 +85,7 @@ def main() -> int:
     parser.add_argument("--connections", type=int, default=32)
     parser.add_argument("--seconds", type=int, default=8)
     parser.add_argument("--root", type=Path, default=ROOT, help="checkout that serves")
+    parser.add_argument("--keep", type=Path, help="also write py-spy's raw samples here")
     args = parser.parse_args()
     out = ROOT / "bench" / "out"
     script = wrk_script(out, multipart(sample_pngs("fashion-mnist", 1)))
@@ -111,6 +114,8 @@ def main() -> int:
             f"{args.target}, /classify one PNG, c={args.connections}: {result['req_s']:.0f} req/s"
         )
         print("\n".join(summarise(raw)))
+        if args.keep:
+            args.keep.write_text(raw.read_text())
     return 0
 
 

@@ -5,7 +5,8 @@
 One fresh process, the steps the service takes in its order: Python with the app's modules (no
 TensorFlow), TensorFlow imported by app.models.inference (which keeps Keras out), then for each
 version its three SavedModels, the composed graphs, the similarity index (usearch HNSW built from
-the stored vectors), the out-of-distribution calibration and the warm-up calls, then one 128-image
+the stored vectors, or opened memory-mapped from the graph cache once it is there), the
+out-of-distribution calibration and the warm-up calls, then one 128-image
 call per operation (the batcher's largest) and finally glibc's `malloc_trim(0)`, which hands back
 what the allocator holds but no object uses. VmRSS is split into anonymous memory (heap, arenas,
 tensors) and file-backed pages (the shared libraries' code and data actually touched); VmHWM is the
@@ -51,11 +52,15 @@ def main() -> int:
     step("Python + the app's modules (no TensorFlow)")
     from app.contract.ood import OodScorer
     from app.contract.repository import PARTS, latest_version
-    from app.contract.similarity import SimilarityIndex
+    from app.contract.similarity import GraphCache, SimilarityIndex
     from app.models.inference import _compose, configure_threads, tf  # TensorFlow, as the service
+    from app.settings import Settings
 
     step("import tensorflow (as app.models.inference does: without Keras)")
     configure_threads(1)
+    # The service's own graph cache: warm after its first start (or `python -m
+    # app.models.graphs models`), as it is in the Docker image.
+    cache = GraphCache(Settings().graph_cache)
     loaded = []
     for name in args.models.split(","):
         path, manifest = latest_version(ROOT / "models", name)
@@ -65,8 +70,9 @@ def main() -> int:
         composed = _compose(functions, manifest.input_shape)
         step(f"{name}: composed graphs traced")
         if manifest.index:
-            index = SimilarityIndex.load(path, manifest.index)
-            step(f"{name}: similarity index ({manifest.index.size} images) built")
+            index = SimilarityIndex.load(path, manifest.index, cache)
+            how = "opened, memory-mapped" if index.from_cache else "built"
+            step(f"{name}: similarity index ({manifest.index.size} images) {how}")
         if manifest.ood:
             ood = OodScorer.load(path, manifest.ood)
             step(f"{name}: ood calibration")

@@ -1,6 +1,6 @@
 """latentserve against the servers people would otherwise use, in one run on one machine.
 
-    .venv/bin/python bench/peers.py [--duration 10] [--rounds 2]     (also part of `make bench`)
+    .venv/bin/python bench/peers.py [--duration 10] [--rounds 3]     (also part of `make bench`)
 
 Each peer serves the same exported SavedModels (bench/peer_servers/composed.py: encoder ->
 head as one graph call, PNG decoded with Pillow) from its own virtualenv, which this makes
@@ -328,7 +328,7 @@ def compare(model: str, duration: int, rounds: int, out: Path) -> dict[str, Any]
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--duration", type=int, default=10, help="seconds per wrk run")
-    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--model", default="fashion-mnist")
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "out")
     args = parser.parse_args()

@@ -10,6 +10,7 @@ Load comes from wrk (Debian package `wrk`), on loopback only. Measured in order:
   4. the batching service: /classify, /embed, /reconstruct with one PNG per request at
      1, 32 and 128 connections, and with 256-image requests; /classify with one image as a
      JSON pixel array at 32 connections; then the same with two workers,
+  4b. the service and the floor under granian instead of uvicorn (opt-in candidates),
   5. the peers (bench/peers.py): BentoML, KServe, MLServer and a plain FastAPI route on the
      same model, against latentserve, round after round.
 Every server as shipped: latentserve writes its access line, the peers their own logs.
@@ -151,6 +152,18 @@ def benchmark(args: argparse.Namespace) -> dict[str, Any]:
     with Server.uvicorn(APP, model_env, True, logs / "service-2.log", 2) as service2:
         measure("service, 2 workers", service2, "/classify", one_png, 32, 1)
     peaks["service, 2 workers (per worker)"] = service2.peak_mb
+
+    # granian beside uvicorn (issue 29): the same app, both up, alternated twice.
+    with (
+        Server.uvicorn(APP, model_env, True, logs / "pair-uvicorn.log") as on_uvicorn,
+        Server.granian(APP, model_env, logs / "pair-granian.log") as on_granian,
+    ):
+        for _ in range(2):
+            measure("pair: service on uvicorn", on_uvicorn, "/classify", one_png, 32, 1)
+            measure("pair: service on granian", on_granian, "/classify", one_png, 32, 1)
+    with Server.granian(FLOOR, model_env, logs / "floor-granian.log") as floor_granian:
+        measure("no-model floor on granian", floor_granian, "/classify", one_png, 32, 1)
+    peaks["service on granian"] = on_granian.peak_mb
     return {
         "machine": machine(),
         "duration_s": args.duration,
@@ -166,7 +179,7 @@ def main() -> int:
     parser.add_argument("--duration", type=int, default=10, help="seconds per wrk run")
     parser.add_argument("--model", default="fashion-mnist")
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "out")
-    parser.add_argument("--rounds", type=int, default=2, help="rounds of the peer comparison")
+    parser.add_argument("--rounds", type=int, default=3, help="rounds of the peer comparison")
     parser.add_argument("--no-peers", action="store_true", help="skip the peer comparison")
     args = parser.parse_args()
     if shutil.which("wrk") is None:

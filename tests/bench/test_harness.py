@@ -31,6 +31,29 @@ def test_a_server_stops_with_its_whole_process_tree(tmp_path: Path) -> None:
             os.kill(pid, 0)
 
 
+def test_granian_serves_the_same_app_and_stops_whole(tmp_path: Path) -> None:
+    """The granian rows of `make bench` serve the service's own app (here the no-model
+    floor: same routes, middlewares and answers' shape) and leave no process behind."""
+    import httpx
+
+    from bench.harness import Server, multipart, sample_pngs
+
+    env = {"LATENTSERVE_MODEL_REPOSITORY": str(ROOT / "models")}
+    with Server.granian("bench.floor:app_from_env", env, tmp_path / "granian.log") as server:
+        pids = server.pids()
+        reply = httpx.post(
+            server.url + "/classify?model=fashion-mnist",
+            content=multipart(sample_pngs("fashion-mnist", 1)),
+            headers={"Content-Type": "multipart/form-data; boundary=latentservebench"},
+        )
+        assert reply.status_code == 200, reply.text
+        assert reply.json()["model"]["name"] == "fashion-mnist"
+        assert "x-request-id" in reply.headers  # the app's own access middleware ran
+    for pid in pids:
+        with pytest.raises(ProcessLookupError):
+            os.kill(pid, 0)
+
+
 @pytest.mark.slow
 def test_the_peers_model_code_answers_what_the_service_answers() -> None:
     """bench/peer_servers/composed.py (what every peer serves) gives the service's
