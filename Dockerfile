@@ -19,9 +19,12 @@ WORKDIR /srv
 COPY app ./app
 # Baked-in models; mount a repository over /srv/models to serve others.
 COPY models ./models
-# The similarity graphs of the baked-in versions, built now (no TensorFlow needed) so that a
-# container with a read-only root opens them memory-mapped instead of building them at start.
-RUN /opt/venv/bin/python -m app.models.graphs /srv/models
+# The similarity graphs of the baked-in versions, built now (no TensorFlow needed) so that
+# starts open them memory-mapped instead of building them. Outside /srv/models, so that a
+# repository mounted there (compose mounts ./models) still finds the graphs of the same
+# versions; compose puts a writable volume here for the graphs of other versions.
+RUN /opt/venv/bin/python -m app.models.graphs /srv/models /srv/index-cache \
+    && chown -R 10001 /srv/index-cache
 # HOME on /tmp: TensorFlow and Keras write under it at start, and with a read-only root
 # filesystem (compose's default here) only the tmpfs mounted on /tmp is writable.
 ENV PATH=/opt/venv/bin:$PATH \
@@ -31,7 +34,8 @@ ENV PATH=/opt/venv/bin:$PATH \
     TF_CPP_MIN_LOG_LEVEL=2 \
     LATENTSERVE_HOST=0.0.0.0 \
     LATENTSERVE_PORT=8000 \
-    LATENTSERVE_MODEL_REPOSITORY=/srv/models
+    LATENTSERVE_MODEL_REPOSITORY=/srv/models \
+    LATENTSERVE_INDEX_CACHE_DIR=/srv/index-cache
 USER 10001
 EXPOSE 8000
 HEALTHCHECK --interval=10s --timeout=3s --start-period=60s --retries=3 \

@@ -1,19 +1,23 @@
 """Where the event loop's time goes under load: py-spy on a server while wrk drives it.
 
-    .venv/bin/python bench/loop_profile.py [--target floor|service] [--connections 32] [--seconds 8]
+    .venv/bin/python bench/loop_profile.py [--target floor|service] [--connections 32]
+        [--seconds 8] [--gil]
 
 Starts the no-model floor (bench/floor.py) or the service, as shipped (access line on), warms
 it up, then samples every thread with py-spy (PyPI; a dev dependency) at 200 Hz while wrk
 posts one PNG per request to /classify. Prints, for the event-loop thread, the share of its
 sampled work (waits in epoll left out) in the frames that matter, inclusive, and the samples
-of each busy thread: the profiles quoted in docs/benchmarks.md. Shares, not microseconds:
-py-spy's non-blocking sampling drops samples it cannot read consistently.
+of each busy thread, then each thread's cores from /proc over the same run: the profiles
+quoted in docs/benchmarks.md. Shares, not microseconds: py-spy's non-blocking sampling drops
+samples it cannot read consistently. With --gil only the thread holding the GIL is sampled,
+so the samples per thread split the GIL between them.
 """
 
 from __future__ import annotations
 
 import argparse
 import collections
+import os
 import re
 import subprocess
 import sys
@@ -25,6 +29,8 @@ from harness import ROOT, Server, multipart, run_wrk, sample_pngs, wrk_script
 
 TARGETS = {"floor": "bench.floor:app_from_env", "service": "app.main:app_from_env"}
 PY_SPY = str(Path(sys.executable).parent / "py-spy")  # the dev extra's
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+MIN_CORES = 0.02  # threads below this are left out of the per-thread line
 FRAME = re.compile(r"(.*) \((.*?):\d+\)")  # "function (path:line)"
 
 
@@ -79,6 +85,28 @@ def summarise(raw: Path) -> list[str]:
     return lines
 
 
+def thread_cpu(pid: int) -> dict[str, float]:
+    """CPU seconds each thread of `pid` has used, by thread id and name."""
+    seconds = {}
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            name = (task / "comm").read_text().strip()
+            fields = (task / "stat").read_text().rsplit(")", 1)[1].split()
+        except FileNotFoundError:  # the thread ended
+            continue
+        seconds[f"{name} ({task.name})"] = (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+    return seconds
+
+
+def cores_per_thread(before: dict[str, float], after: dict[str, float], wall: float) -> str:
+    busy = {name: (t - before.get(name, 0.0)) / wall for name, t in after.items()}
+    shown = sorted(((c, n) for n, c in busy.items() if c >= MIN_CORES), reverse=True)
+    total = sum(busy.values())
+    return f"Cores per thread (/proc, during the run; {total:.2f} in all): " + ", ".join(
+        f"{name} {cores:.2f}" for cores, name in shown
+    )
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--target", choices=sorted(TARGETS), default="floor")
@@ -86,6 +114,9 @@ def main() -> int:
     parser.add_argument("--seconds", type=int, default=8)
     parser.add_argument("--root", type=Path, default=ROOT, help="checkout that serves")
     parser.add_argument("--keep", type=Path, help="also write py-spy's raw samples here")
+    parser.add_argument(
+        "--gil", action="store_true", help="sample only the thread holding the GIL (py-spy --gil)"
+    )
     args = parser.parse_args()
     out = ROOT / "bench" / "out"
     script = wrk_script(out, multipart(sample_pngs("fashion-mnist", 1)))
@@ -104,16 +135,21 @@ def main() -> int:
         spy = subprocess.Popen(
             [PY_SPY, "record", "--pid", str(server.process.pid), "--rate", "200",
              "--duration", str(args.seconds), "--format", "raw", "--threads", "--nonblocking",
-             "--output", str(raw)],
+             "--output", str(raw), *(["--gil"] if args.gil else [])],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         )  # fmt: skip
         time.sleep(0.5)
+        before, started = thread_cpu(server.process.pid), time.perf_counter()
         result = run_wrk(server.url + "/classify", script, args.connections, args.seconds)
+        busy = cores_per_thread(
+            before, thread_cpu(server.process.pid), time.perf_counter() - started
+        )
         spy.wait(timeout=60)
         print(
             f"{args.target}, /classify one PNG, c={args.connections}: {result['req_s']:.0f} req/s"
         )
         print("\n".join(summarise(raw)))
+        print(busy)
         if args.keep:
             args.keep.write_text(raw.read_text())
     return 0

@@ -69,12 +69,21 @@ def test_compose_services(compose: dict) -> None:
         assert "/readyz" in " ".join(service["healthcheck"]["test"])
         assert service["restart"] == "unless-stopped"
         assert service["deploy"]["resources"]["limits"]["memory"]
-        (volume,) = service["volumes"]
-        assert Path(volume["source"]) == ROOT / "models"
-        assert volume["target"] == "/srv/models"
+        models, graphs = service["volumes"]
+        assert Path(models["source"]) == ROOT / "models"
+        assert models["target"] == "/srv/models" and models["read_only"]
+        # The graph cache on a writable named volume, where the image's ENV points it.
+        assert graphs["type"] == "volume" and graphs["target"] == "/srv/index-cache"
+        assert graphs["source"] in compose["volumes"]
     assert services["replica"]["deploy"]["replicas"] >= 2
     assert services["replica"]["profiles"] == ["scale"]
     assert services["latentserve"]["ports"][0]["target"] == 8000
+
+
+def test_the_image_points_the_graph_cache_where_compose_mounts_it() -> None:
+    dockerfile = (ROOT / "Dockerfile").read_text()
+    assert "LATENTSERVE_INDEX_CACHE_DIR=/srv/index-cache" in dockerfile
+    assert "app.models.graphs /srv/models /srv/index-cache" in dockerfile
 
 
 def test_proxy_config_points_at_the_replicas(compose: dict) -> None:

@@ -179,5 +179,12 @@ def load_version(
         )
     model.classify(warm)
     model.reconstruct(warm)
-    logger.info("loaded %s version %d from %s", manifest.name, manifest.version, path)
+    graph = "none" if index is None else "opened from the cache" if index.from_cache else "built"
+    logger.info(
+        "loaded %s version %d from %s (similarity graph: %s)",
+        manifest.name,
+        manifest.version,
+        path,
+        graph,
+    )
     return model

@@ -16,6 +16,7 @@ from tests.docker.engine import (
     docker,
     healthy,
     inspect,
+    logs,
     peak_rss_mib,
     wait_until,
 )
@@ -41,6 +42,16 @@ def service(project: Project, report: dict) -> tuple[str, str]:
 def test_ready_and_healthy(service: tuple[str, str], report: dict) -> None:
     _, container = service
     report["healthy_seconds"] = round(wait_until(lambda: healthy(container), 90, "healthy"), 1)
+
+
+def test_the_similarity_graphs_baked_in_are_opened_not_built(service: tuple[str, str]) -> None:
+    """The image's graph cache (built at `docker build`) serves the shipped versions although
+    compose mounts the repository over the baked-in one: nothing is built at start."""
+    _, container = service
+    loaded = [line for line in logs(container).splitlines() if "similarity graph:" in line]
+    assert loaded, "no version reported its similarity graph"
+    assert all("similarity graph: built" not in line for line in loaded), loaded
+    assert any("opened from the cache" in line for line in loaded)
 
 
 def test_real_images_get_their_classes(
