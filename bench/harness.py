@@ -178,6 +178,12 @@ def uvicorn_command(
     return cmd
 
 
+def stat_cpu_seconds(stat: Path) -> float:
+    """User + system CPU seconds from a /proc/<pid>/stat or /proc/<pid>/task/<tid>/stat file."""
+    fields = stat.read_text().rsplit(")", 1)[1].split()  # the name, in (), may hold spaces
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def granian_command(target: str) -> list[str]:
     """The same ASGI app factory under granian (a dev dependency), one worker, HTTP/1 on
     uvloop as uvicorn serves it, its access log off as ours is (the app writes its own)."""
@@ -282,12 +288,10 @@ class Server:
         total = 0
         for pid in self.pids():
             try:
-                stat = Path(f"/proc/{pid}/stat").read_text()
+                total += stat_cpu_seconds(Path(f"/proc/{pid}/stat"))
             except FileNotFoundError:
                 continue
-            fields = stat.rsplit(")", 1)[1].split()
-            total += int(fields[11]) + int(fields[12])
-        return total / os.sysconf("SC_CLK_TCK")
+        return total
 
     def _peaks_mb(self) -> list[float]:
         peaks = []

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import collections
-import os
 import re
 import subprocess
 import sys
@@ -25,11 +24,10 @@ import tempfile
 import time
 from pathlib import Path
 
-from harness import ROOT, Server, multipart, run_wrk, sample_pngs, wrk_script
+from harness import ROOT, Server, multipart, run_wrk, sample_pngs, stat_cpu_seconds, wrk_script
 
 TARGETS = {"floor": "bench.floor:app_from_env", "service": "app.main:app_from_env"}
 PY_SPY = str(Path(sys.executable).parent / "py-spy")  # the dev extra's
-CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 MIN_CORES = 0.02  # threads below this are left out of the per-thread line
 FRAME = re.compile(r"(.*) \((.*?):\d+\)")  # "function (path:line)"
 
@@ -91,10 +89,9 @@ def thread_cpu(pid: int) -> dict[str, float]:
     for task in Path(f"/proc/{pid}/task").iterdir():
         try:
             name = (task / "comm").read_text().strip()
-            fields = (task / "stat").read_text().rsplit(")", 1)[1].split()
+            seconds[f"{name} ({task.name})"] = stat_cpu_seconds(task / "stat")
         except FileNotFoundError:  # the thread ended
             continue
-        seconds[f"{name} ({task.name})"] = (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
     return seconds
 
 

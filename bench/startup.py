@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import socket
 import statistics
 import subprocess
 import sys
@@ -22,15 +21,10 @@ import time
 from pathlib import Path
 
 import httpx
+from harness import free_port
 
 ROOT = Path(__file__).resolve().parents[1]
 TIMEOUT_S = 180.0
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def import_tensorflow() -> float:
@@ -41,7 +35,7 @@ def import_tensorflow() -> float:
 
 def ready(cache: Path) -> float:
     """Seconds from starting the service until /readyz answers 200."""
-    port = _free_port()
+    port = free_port()
     env = {
         **os.environ,
         "LATENTSERVE_PORT": str(port),

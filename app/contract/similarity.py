@@ -21,6 +21,7 @@ This module is also the file format's one definition: training writes the part w
 from __future__ import annotations
 
 import hashlib
+import io
 import logging
 import os
 from dataclasses import dataclass
@@ -80,11 +81,11 @@ def save_reference(
         )
 
 
-def _graph_key(reference: Path, spec: IndexSpec) -> str:
+def _graph_key(part: bytes, spec: IndexSpec) -> str:
     """What a graph is built from: the stored vectors (the part's bytes) and the settings."""
     settings = (spec.metric, spec.dims, spec.connectivity, spec.expansion_add, GRAPH_FORMAT)
     digest = hashlib.sha256(f"{settings}".encode())
-    digest.update(file_sha256(reference).encode())
+    digest.update(hashlib.sha256(part).hexdigest().encode())
     return digest.hexdigest()[:32]
 
 
@@ -173,7 +174,8 @@ class SimilarityIndex:
     ) -> SimilarityIndex:
         """Blocking: read the part (already checksum-verified), then open its graph from the
         cache or build it (and cache it)."""
-        with np.load(version_dir / spec.file, allow_pickle=False) as data:
+        part = (version_dir / spec.file).read_bytes()  # read once: the arrays and the key
+        with np.load(io.BytesIO(part), allow_pickle=False) as data:
             reference = {name: data[name] for name in data.files}
         if reference["vectors"].shape != (spec.size, spec.dims):
             raise ValueError(
@@ -184,7 +186,7 @@ class SimilarityIndex:
             raise ValueError(f"{spec.file}: stored images do not match the manifest")
         if cache is None:
             return cls(spec, reference)
-        key = _graph_key(version_dir / spec.file, spec)
+        key = _graph_key(part, spec)
         graph = cache.open(key, spec)
         if graph is not None:
             return cls(spec, reference, graph)
