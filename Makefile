@@ -5,7 +5,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install run test lint datasets browser docker-test train-all bench soak clean
+.PHONY: install run test lint datasets browser docker-test train-all bench soak clean grpc-stubs
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -66,3 +66,13 @@ soak: install
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
+
+# Regenerate the gRPC modules from app/protocols/oip/proto/inference.proto (committed; a test
+# checks they match the .proto). The messages go into a descriptor pool of their own: the
+# protocol's names (inference.ModelInferRequest, ...) are also registered in protobuf's default
+# pool by tritonclient's and KServe's modules, and one pool refuses a second definition.
+grpc-stubs: install
+	$(BIN)/python -m grpc_tools.protoc -I. --python_out=. --pyi_out=. --grpc_python_out=. \
+	    app/protocols/oip/proto/inference.proto
+	sed -i 's/_descriptor_pool.Default().AddSerializedFile/_descriptor_pool.DescriptorPool().AddSerializedFile/' \
+	    app/protocols/oip/proto/inference_pb2.py

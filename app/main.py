@@ -13,6 +13,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from fastapi import Depends, FastAPI
 from fastapi.middleware.cors import CORSMiddleware
@@ -73,6 +74,18 @@ class TensorFlowLoader:
         return load_version(path, manifest, GraphCache(self.graph_cache))
 
 
+async def _start_grpc(app: FastAPI) -> Any:
+    """The gRPC server over this app's registry, core, metrics and keys (grpc is imported only
+    when it is on)."""
+    from app.grpc.server import GrpcParts, start_grpc
+
+    state = app.state
+    parts = GrpcParts(
+        state.settings, state.registry, state.core, state.metrics, state.api_key_digests
+    )
+    return await start_grpc(parts)
+
+
 @asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     settings: Settings = app.state.settings
@@ -89,7 +102,12 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     if settings.reload_interval_s:
         watcher.start()
     app.state.watcher = watcher
+    grpc_server = await _start_grpc(app) if settings.grpc_port else None
     yield
+    if grpc_server is not None:
+        from app.grpc.server import stop_grpc
+
+        await stop_grpc(grpc_server)
     await watcher.stop()
     await loading  # never leave a loader thread running into interpreter shutdown
     await app.state.runner.close()

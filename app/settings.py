@@ -73,6 +73,9 @@ class Settings(BaseSettings):
     """Address uvicorn binds to (0.0.0.0 in the container)."""
     port: int = Field(default=8000, ge=1, le=65535)
     """TCP port uvicorn listens on."""
+    grpc_port: int = Field(default=8001, ge=0, le=65535)
+    """TCP port of the Open Inference Protocol V2 over gRPC (same host, models, limits and
+    keys as HTTP); 0 turns gRPC off."""
     workers: int = Field(default=1, ge=1)
     """uvicorn worker processes; each loads its own copy of the models."""
     api_keys: Annotated[list[SecretStr], NoDecode] = Field(default_factory=list)
@@ -103,6 +106,8 @@ class Settings(BaseSettings):
             raise ValueError(f"model_repository {self.model_repository} is not a directory")
         if self.default_model and self.models and self.default_model not in self.models:
             raise ValueError(f"default_model {self.default_model!r} is not in models {self.models}")
+        if self.grpc_port and self.grpc_port == self.port:
+            raise ValueError(f"grpc_port {self.grpc_port} is the HTTP port too")
         if self.api_keys_file is not None and not self.api_keys_file.is_file():
             raise ValueError(f"api_keys_file {self.api_keys_file} does not exist")
         return self

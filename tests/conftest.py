@@ -7,6 +7,8 @@ from dataclasses import replace
 from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+# Test services speak gRPC only where a test asks for it on a port of its own.
+os.environ.setdefault("LATENTSERVE_GRPC_PORT", "0")
 
 import numpy as np
 import pytest

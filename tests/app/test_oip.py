@@ -6,6 +6,8 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import subprocess
+import sys
 from urllib.parse import urlparse
 
 import httpx
@@ -142,25 +144,48 @@ def test_async_infer(base_url: str, native: dict) -> None:
     )
 
 
+KSERVE_CLIENT = """
+import asyncio, base64, json, sys
+import numpy as np
+from kserve import InferenceRESTClient, InferInput, InferRequest, RESTConfig
+
+base_url, pngs = sys.argv[1], [base64.b64decode(p) for p in json.loads(sys.argv[2])]
+PNGS = np.array(pngs, dtype=object)
+
+
+async def infer(binary):
+    client = InferenceRESTClient(RESTConfig(protocol="v2", timeout=30))
+    try:
+        assert await client.is_server_live(base_url)
+        assert await client.is_model_ready(base_url, "mnist")
+        tensor = InferInput("images", [3], "BYTES")
+        data = PNGS if binary else np.array([base64.b64encode(p) for p in PNGS], dtype=object)
+        tensor.set_data_from_numpy(data, binary_data=binary)
+        request = InferRequest(model_name="mnist", infer_inputs=[tensor], request_id="k-1")
+        response = await client.infer(base_url, request, model_name="mnist")
+        return response.get_output_by_name("label").as_numpy().tolist()
+    finally:
+        await client.close()
+
+
+print(json.dumps([asyncio.run(infer(binary=True)), asyncio.run(infer(binary=False))]))
+"""
+
+
 def test_the_kserve_sdk_rest_client(base_url: str, native: dict) -> None:
-    from kserve import InferenceRESTClient, InferInput, InferRequest, RESTConfig
-
-    async def infer(binary: bool) -> list[int]:
-        client = InferenceRESTClient(RESTConfig(protocol="v2", timeout=30))
-        try:
-            assert await client.is_server_live(base_url)
-            assert await client.is_model_ready(base_url, "mnist")
-            tensor = InferInput("images", [3], "BYTES")
-            data = PNGS if binary else np.array([base64.b64encode(p) for p in PNGS], dtype=object)
-            tensor.set_data_from_numpy(data, binary_data=binary)
-            request = InferRequest(model_name="mnist", infer_inputs=[tensor], request_id="k-1")
-            response = await client.infer(base_url, request, model_name="mnist")
-            return response.get_output_by_name("label").as_numpy().tolist()  # type: ignore[no-any-return]
-        finally:
-            await client.close()
-
-    assert asyncio.run(infer(binary=True)) == native["label"].tolist()
-    assert asyncio.run(infer(binary=False)) == native["label"].tolist()
+    """In a process of its own: KServe's SDK and tritonclient.grpc (tests/app/test_grpc.py)
+    both define the protocol's messages in protobuf's default pool, so one process cannot
+    import both."""
+    pngs = json.dumps([base64.b64encode(p).decode() for p in PNGS])
+    result = subprocess.run(
+        [sys.executable, "-c", KSERVE_CLIENT, base_url, pngs],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=120,
+    )
+    binary, in_json = json.loads(result.stdout.strip().splitlines()[-1])
+    assert binary == in_json == native["label"].tolist()
 
 
 def tensor(name: str, shape: list[int], datatype: str, data: list, **extra: object) -> dict:

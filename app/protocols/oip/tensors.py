@@ -85,8 +85,15 @@ def parse_request(body: bytes, header_length: str | None) -> tuple[InferenceRequ
                 f"{len(body)} bytes"
             )
         json_part, binary = body[: int(header_length)], body[int(header_length) :]
+    return validate_request(json_part), binary
+
+
+def validate_request(body: bytes | dict[str, Any]) -> InferenceRequest:
+    """A request's JSON part (REST), or the same fields read from a gRPC message."""
     try:
-        return InferenceRequest.model_validate_json(json_part), binary
+        if isinstance(body, bytes):
+            return InferenceRequest.model_validate_json(body)
+        return InferenceRequest.model_validate(body)
     except ValidationError as err:
         first = err.errors()[0]
         where = ".".join(map(str, first["loc"])) or "body"
@@ -189,7 +196,8 @@ class Tensor:
     array: np.ndarray  # for BYTES: an object array of bytes
 
 
-def _raw(tensor: Tensor) -> bytes:
+def raw_bytes(tensor: Tensor) -> bytes:
+    """A tensor's elements as binary data: Triton's binary extension, gRPC's raw contents."""
     if tensor.datatype != "BYTES":  # little-endian, row-major, no padding
         little = np.dtype(NUMPY[tensor.datatype]).newbyteorder("<")
         return np.ascontiguousarray(tensor.array, dtype=little).tobytes()
@@ -208,7 +216,7 @@ def encode_response(
             "shape": list(tensor.array.shape),
         }
         if tensor.name in binary:
-            blob = _raw(tensor)
+            blob = raw_bytes(tensor)
             out["parameters"] = {"binary_data_size": len(blob)}
             blobs.append(blob)
         elif tensor.datatype == "BYTES":
