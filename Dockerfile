@@ -34,10 +34,11 @@ ENV PATH=/opt/venv/bin:$PATH \
     TF_CPP_MIN_LOG_LEVEL=2 \
     LATENTSERVE_HOST=0.0.0.0 \
     LATENTSERVE_PORT=8000 \
+    LATENTSERVE_GRPC_PORT=8001 \
     LATENTSERVE_MODEL_REPOSITORY=/srv/models \
     LATENTSERVE_INDEX_CACHE_DIR=/srv/index-cache
 USER 10001
-EXPOSE 8000
+EXPOSE 8000 8001
 HEALTHCHECK --interval=10s --timeout=3s --start-period=60s --retries=3 \
     CMD ["python", "-c", "import os, urllib.request; urllib.request.urlopen('http://127.0.0.1:%s/readyz' % os.environ.get('LATENTSERVE_PORT', '8000'), timeout=2)"]
 CMD ["python", "-m", "app"]

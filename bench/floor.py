@@ -31,6 +31,7 @@ class ZeroModel(NamedByManifest):
 
     manifest: Manifest
     index: None = None  # no /similar on the floor
+    space: None = None  # nor compact encodings
 
     def run(self, operation: Operation, pixels: np.ndarray) -> Outputs:
         n = len(pixels)

@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import time
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 import httpx
 import numpy as np
@@ -32,6 +32,7 @@ from latentserve.protocol import (
     Call,
     Endpoint,
     RetryPolicy,
+    embedding_rows,
     model_info,
     same_version,
 )
@@ -46,7 +47,8 @@ from latentserve.results import (
 )
 
 DEFAULT_URL = "http://127.0.0.1:8000"
-VECTOR_BYTES_PER_VALUE = 12  # a float32 written as JSON text, comma included
+Encoding = Literal["float32", "base64", "int8", "binary"]
+ROW_OVERHEAD_BYTES = 4  # the quotes and comma around each base64 row in the JSON body
 Part = TypeVar("Part")
 Answer = TypeVar("Answer")
 
@@ -77,17 +79,17 @@ class _Base:
         endpoint: Endpoint[Any, Any], body: list[bytes] | np.ndarray, limits: Limits
     ) -> list[Call]:
         """Chunks of `body` (image files, or embeddings for /similar) the service accepts."""
-        if isinstance(body, np.ndarray):
-            sizes = [int(row.size) * VECTOR_BYTES_PER_VALUE for row in body]
-        else:
-            sizes = [len(file) for file in body]
-        slices = chunks(sizes, limits.max_images, limits.max_body_bytes)
         path, accept = endpoint.path, endpoint.accept
-        if isinstance(body, np.ndarray):
+        if isinstance(body, np.ndarray):  # sent as base64 rows: a third of their JSON text
+            encoding, rows = embedding_rows(body)
+            sizes = [len(row) + ROW_OVERHEAD_BYTES for row in rows]
+            slices = chunks(sizes, limits.max_images, limits.max_body_bytes)
             return [
-                Call(path, accept, {}, s.start, json={"embeddings": body[s].tolist()})
+                Call(path, accept, {"encoding": encoding}, s.start, json={"embeddings": rows[s]})
                 for s in slices
             ]
+        sizes = [len(file) for file in body]
+        slices = chunks(sizes, limits.max_images, limits.max_body_bytes)
         return [Call(path, accept, {}, s.start, files=body[s]) for s in slices]
 
     @staticmethod
@@ -100,7 +102,9 @@ class _Base:
     @staticmethod
     def _pinned(calls: list[Call], model: str, version: int | None, **params: Any) -> list[Call]:
         fixed = {"model": model, "version": version, **params}
-        return [Call(c.path, c.accept, fixed, c.offset, c.files, c.json) for c in calls]
+        return [
+            Call(c.path, c.accept, {**c.params, **fixed}, c.offset, c.files, c.json) for c in calls
+        ]
 
     @staticmethod
     def _result(endpoint: Endpoint[Part, Answer], parts: list[tuple[Part, ModelRef]]) -> Answer:
@@ -180,8 +184,20 @@ class Client(_Base):
         model: str | None = None,
         version: int | None = None,
         normalize: bool = False,
+        encoding: Encoding = "float32",
+        dimensions: int | None = None,
     ) -> Embeddings:
-        return self._call(EMBED, image_files(images), model, version, normalize=normalize)
+        """Embeddings of `images`: the whole latent, or its first `dimensions` principal
+        coordinates; as float32, int8 (with its scale) or binary codes (packed sign bits)."""
+        return self._call(
+            EMBED,
+            image_files(images),
+            model,
+            version,
+            normalize=normalize or None,
+            encoding=_wire(encoding),
+            dimensions=dimensions,
+        )
 
     def classify(
         self,
@@ -222,11 +238,21 @@ class Client(_Base):
         model: str | None = None,
         version: int | None = None,
         neighbour_images: bool = False,
+        dimensions: int | None = None,
     ) -> Neighbours:
-        """Nearest reference images of images, or of embeddings (n, dim) as embed returns;
-        with `neighbour_images`, each neighbour's image when the version's index stores them."""
+        """Nearest reference images of images, or of embeddings (n, dim) as embed returns them
+        (float32, int8 or binary codes; `dimensions` when embed was asked for them); with
+        `neighbour_images`, each neighbour's image when the version's index stores them."""
         body = _similar_body(images, embeddings)
-        return self._call(SIMILAR, body, model, version, k=k, images=neighbour_images or None)
+        return self._call(
+            SIMILAR,
+            body,
+            model,
+            version,
+            k=k,
+            images=neighbour_images or None,
+            dimensions=dimensions,
+        )
 
     def close(self) -> None:
         self._http.close()
@@ -305,8 +331,18 @@ class AsyncClient(_Base):
         model: str | None = None,
         version: int | None = None,
         normalize: bool = False,
+        encoding: Encoding = "float32",
+        dimensions: int | None = None,
     ) -> Embeddings:
-        return await self._call(EMBED, image_files(images), model, version, normalize=normalize)
+        return await self._call(
+            EMBED,
+            image_files(images),
+            model,
+            version,
+            normalize=normalize or None,
+            encoding=_wire(encoding),
+            dimensions=dimensions,
+        )
 
     async def classify(
         self,
@@ -347,9 +383,18 @@ class AsyncClient(_Base):
         model: str | None = None,
         version: int | None = None,
         neighbour_images: bool = False,
+        dimensions: int | None = None,
     ) -> Neighbours:
         body = _similar_body(images, embeddings)
-        return await self._call(SIMILAR, body, model, version, k=k, images=neighbour_images or None)
+        return await self._call(
+            SIMILAR,
+            body,
+            model,
+            version,
+            k=k,
+            images=neighbour_images or None,
+            dimensions=dimensions,
+        )
 
     async def aclose(self) -> None:
         await self._http.aclose()
@@ -361,10 +406,18 @@ class AsyncClient(_Base):
         await self.aclose()
 
 
+def _wire(encoding: Encoding) -> str | None:
+    """The service answers .npy (the client's format) in float32 for base64 too."""
+    return None if encoding in ("float32", "base64") else encoding
+
+
 def _similar_body(images: Images | None, embeddings: np.ndarray | None) -> list[bytes] | np.ndarray:
     if (images is None) == (embeddings is None):
         raise LatentServeError("pass images or embeddings, not both and not neither")
     if embeddings is not None:
-        return np.atleast_2d(np.asarray(embeddings, np.float32))
+        embeddings = np.atleast_2d(np.asarray(embeddings))
+        if embeddings.dtype in (np.int8, np.uint8):
+            return embeddings  # int8 values or packed binary codes, as embed returns them
+        return np.asarray(embeddings, np.float32)
     assert images is not None
     return image_files(images)

@@ -162,13 +162,33 @@ def model_ref(response: httpx.Response, body: dict[str, Any] | None = None) -> M
     return ModelRef(response.headers["x-model-name"], int(response.headers["x-model-version"]))
 
 
-def _vectors(response: httpx.Response) -> tuple[np.ndarray, ModelRef]:
-    """/embed answered as .npy: the float32 rows, the version in the headers."""
-    return np.load(io.BytesIO(response.content), allow_pickle=False), model_ref(response)
+ENCODING_OF_DTYPE = {"int8": "int8", "uint8": "binary"}
 
 
-def _joined_vectors(parts: list[np.ndarray], ref: ModelRef) -> Embeddings:
-    return Embeddings(parts[0] if len(parts) == 1 else np.concatenate(parts), ref)  # no copy
+def _vectors(response: httpx.Response) -> tuple[Embeddings, ModelRef]:
+    """/embed answered as .npy: the rows in their encoding's dtype, the version (and an int8
+    scale) in the headers."""
+    vectors = np.load(io.BytesIO(response.content), allow_pickle=False)
+    ref, scale = model_ref(response), response.headers.get("x-embedding-scale")
+    encoding = ENCODING_OF_DTYPE.get(vectors.dtype.name, "float32")
+    return Embeddings(vectors, ref, encoding, None if scale is None else float(scale)), ref
+
+
+def _joined_vectors(parts: list[Embeddings], ref: ModelRef) -> Embeddings:
+    if len(parts) == 1:
+        return parts[0]  # no copy
+    joined = np.concatenate([p.vectors for p in parts])
+    return Embeddings(joined, ref, parts[0].encoding, parts[0].scale)
+
+
+def embedding_rows(embeddings: np.ndarray) -> tuple[str, list[str]]:
+    """Query embeddings for /similar as the service reads them: their encoding (by dtype:
+    int8, uint8 packed bits, else float32) and each row's little-endian bytes in base64."""
+    if embeddings.dtype == np.int8 or embeddings.dtype == np.uint8:
+        encoding, rows = ENCODING_OF_DTYPE[embeddings.dtype.name], embeddings
+    else:
+        encoding, rows = "float32", np.asarray(embeddings, "<f4")
+    return encoding, [base64.b64encode(row.tobytes()).decode("ascii") for row in rows]
 
 
 def _predictions(response: httpx.Response) -> tuple[list[Prediction], ModelRef]:
@@ -194,7 +214,7 @@ def _chained(parts: list[list[Rows]]) -> list[Rows]:
     return list(itertools.chain.from_iterable(parts))
 
 
-EMBED: Endpoint[np.ndarray, Embeddings] = Endpoint("/embed", _vectors, _joined_vectors, NPY)
+EMBED: Endpoint[Embeddings, Embeddings] = Endpoint("/embed", _vectors, _joined_vectors, NPY)
 CLASSIFY: Endpoint[list[Prediction], Classifications] = Endpoint(
     "/classify", _predictions, lambda parts, ref: Classifications(_chained(parts), ref)
 )

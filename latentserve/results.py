@@ -16,8 +16,20 @@ class ModelRef:
 @dataclass(frozen=True)
 class Embeddings:
     vectors: np.ndarray
-    """float32 (n, dim), one row per input, in input order."""
+    """One row per input, in input order: float32 (n, dim); int8 (n, dim) for
+    encoding="int8"; uint8 (n, dim / 8), the packed sign bits, for encoding="binary"."""
     model: ModelRef
+    encoding: str = "float32"
+    scale: float | None = None
+    """int8: a value is int8 x scale (the version's step)."""
+
+    def floats(self) -> np.ndarray:
+        """float32 (n, dim): the values, int8 ones scaled back (binary codes have none)."""
+        if self.encoding == "binary":
+            raise ValueError("binary embeddings are sign bits; compare them by Hamming distance")
+        if self.scale is not None:
+            return self.vectors.astype(np.float32) * np.float32(self.scale)
+        return np.asarray(self.vectors, np.float32)
 
 
 @dataclass(frozen=True)

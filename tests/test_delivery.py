@@ -94,6 +94,8 @@ def test_proxy_config_points_at_the_replicas(compose: dict) -> None:
     text = config.read_text()
     assert re.search(r"set \$replicas http://replica:8000;", text)
     assert f"listen {proxy['ports'][0]['target']};" in text
+    assert re.search(r"set \$grpc_replicas grpc://replica:8001;", text)
+    assert f"listen {proxy['ports'][1]['target']} http2;" in text
     # nginx 1.22 (Debian bookworm) has no `resolve` on upstream servers; POSTs are retried.
     assert not re.search(r"^\s*server\s.*\bresolve\b", text, flags=re.M)
     assert re.search(r"proxy_next_upstream [^;]*\bnon_idempotent\b", text)
@@ -101,8 +103,20 @@ def test_proxy_config_points_at_the_replicas(compose: dict) -> None:
 
 def test_ports_are_published_on_loopback_only(compose: dict) -> None:
     for name in ("latentserve", "proxy"):
-        (port,) = compose["services"][name]["ports"]
-        assert port["host_ip"] == "127.0.0.1", (name, port)
+        for port in compose["services"][name]["ports"]:
+            assert port["host_ip"] == "127.0.0.1", (name, port)
+
+
+def test_grpc_is_exposed_wherever_http_is(compose: dict) -> None:
+    """The image, compose and the Kubernetes manifests all carry the gRPC port."""
+    dockerfile = (ROOT / "Dockerfile").read_text()
+    assert "LATENTSERVE_GRPC_PORT=8001" in dockerfile
+    assert re.search(r"^EXPOSE 8000 8001$", dockerfile, flags=re.M)
+    targets = {port["target"] for port in compose["services"]["latentserve"]["ports"]}
+    assert targets == {8000, 8001}
+    deployment = (ROOT / "deploy" / "k8s" / "deployment.yaml").read_text()
+    service = (ROOT / "deploy" / "k8s" / "service.yaml").read_text()
+    assert "containerPort: 8001" in deployment and "targetPort: grpc" in service
 
 
 def test_service_runs_read_only_with_a_tmpfs_home(compose: dict) -> None:

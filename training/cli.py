@@ -11,6 +11,7 @@ Commands (one module each under training/commands/; this list is checked against
     robustness         photos and scans against clean images: accuracy per distortion
     index              build (or rebuild) the similarity index of an exported version
     calibrate          (re)calibrate the out-of-distribution score of an exported version
+    embedding-space    fit the embedding calibration (int8, binary, dimensions) of a version
     report             regenerate docs/training.md from the results
 """
 
@@ -23,6 +24,7 @@ import sys
 from training.commands import (
     Command,
     calibrate,
+    embedding_space,
     index,
     label_curve,
     prepare,
@@ -45,6 +47,7 @@ COMMANDS: tuple[Command, ...] = (
     robustness.COMMAND,
     index.COMMAND,
     calibrate.COMMAND,
+    embedding_space.COMMAND,
     report.COMMAND,
 )
 

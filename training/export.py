@@ -15,9 +15,17 @@ import shutil
 from pathlib import Path
 
 import keras
+import numpy as np
 import tensorflow as tf
 
-from app.contract.repository import IMAGE_SIDE, PARTS, Manifest, sha256_files
+from app.contract.embedding import fit_space, save_space
+from app.contract.repository import (
+    IMAGE_SIDE,
+    PARTS,
+    EmbeddingSpec,
+    Manifest,
+    sha256_files,
+)
 from app.contract.similarity import GRAPH_CACHE_DIR, GraphCache
 from training.index import ReferenceSet, write_index
 from training.ood import Calibration
@@ -86,8 +94,10 @@ def export_repository(
             export_part(part, models[part], staging / part, manifest)
     if calibration is not None:
         calibration.write(staging)
+    space = write_space(staging, reference.latents, reference.source) if reference else None
     exported = manifest.model_copy(
         update={
+            "embedding": space,
             "index": write_index(staging, reference, GraphCache(out / GRAPH_CACHE_DIR))
             if reference
             else None,
@@ -101,6 +111,15 @@ def export_repository(
     staging.rename(final)
     logger.info("exported %s", final)
     return final
+
+
+def write_space(version_dir: Path, latents: np.ndarray, source: str) -> EmbeddingSpec:
+    """The embedding part (app.contract.embedding), fitted on the version's training latents."""
+    spec, arrays = fit_space(latents, source)
+    save_space(version_dir / spec.file, arrays)
+    kept = spec.explained_variance.get("64")
+    logger.info("embedding space: %d axes (64 keep %s of the variance)", spec.max_dimensions, kept)
+    return spec
 
 
 def load_encoder(version_dir: Path) -> keras.Model:

@@ -1,6 +1,7 @@
 """The optional parts of a version, at export and for versions already exported: the
-similarity index (`python -m training index`) and the out-of-distribution calibration
-(`python -m training calibrate`). Adding one to an exported version rewrites only that part
+similarity index (`python -m training index`), the out-of-distribution calibration
+(`python -m training calibrate`) and the embedding calibration (`python -m training
+embedding-space`). Adding one to an exported version rewrites only that part
 and the manifest: the graphs, and so the version's embeddings, stay what they were."""
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import tensorflow as tf
 
 from app.contract.repository import (
     MANIFEST,
+    EmbeddingSpec,
     IndexSpec,
     Manifest,
     OodSpec,
@@ -28,7 +30,7 @@ from training.datasets import (
     DatasetError,
     load_dataset,
 )
-from training.export import load_encoder
+from training.export import load_encoder, write_space
 from training.index import ReferenceSet, folder_images, write_index
 from training.ood import Calibration, RunModel, calibrate
 from training.train import PREDICT_BATCH, TrainConfig, embed, split_train_val
@@ -164,6 +166,18 @@ def index_existing(
     spec = write_index(version_dir, reference)
     _rewrite_manifest(version_dir, index=spec)
     logger.info("indexed %d reference images into %s", spec.size, version_dir / spec.file)
+    return spec
+
+
+def space_existing(version_dir: Path, data_dir: Path | None, cache_dir: Path) -> EmbeddingSpec:
+    """`python -m training embedding-space`: a version's embedding calibration (encodings and
+    dimensions), fitted on its dataset's training split as an export fits it."""
+    manifest = read_manifest(version_dir)
+    dataset = load_dataset(manifest.dataset.name, data_dir, cache_dir)
+    latents = embed(load_encoder(version_dir), dataset.x_train)
+    source = f"{dataset.name} training images ({dataset.split})"
+    spec = write_space(version_dir, latents, source)
+    _rewrite_manifest(version_dir, embedding=spec)
     return spec
 
 

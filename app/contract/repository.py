@@ -144,6 +144,21 @@ class OodSpec(BaseModel):
     )
 
 
+class EmbeddingSpec(BaseModel):
+    """The optional embedding calibration of a version (app.contract.embedding): what
+    `encoding=int8|binary` and `dimensions=K` need."""
+
+    file: str = "embedding/space.npz"
+    max_dimensions: int = Field(description="longest reduction offered (dimensions=K <= this)")
+    int8_scale: float = Field(description="int8 step of the full latent: a value is q * scale")
+    int8_scale_reduced: float = Field(description="int8 step of the reduced coordinates")
+    explained_variance: dict[str, float] = Field(
+        description="fraction of the latents' variance the first K coordinates keep, by K"
+    )
+    fitted_on: int = Field(description="training latents it was fitted on")
+    source: str
+
+
 class Manifest(BaseModel):
     """manifest.json: written by `python -m training train`, read by the service."""
 
@@ -165,6 +180,7 @@ class Manifest(BaseModel):
     created: str
     index: IndexSpec | None = None
     ood: OodSpec | None = None
+    embedding: EmbeddingSpec | None = None
 
     @property
     def input_shape(self) -> tuple[int, ...]:

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Literal, Protocol
 import numpy as np
 
 if TYPE_CHECKING:
+    from app.contract.embedding import EmbeddingSpace
     from app.contract.repository import Manifest
     from app.contract.similarity import SimilarityIndex
 
@@ -127,6 +128,11 @@ class Model(Protocol):
     @property
     def index(self) -> SimilarityIndex | None:
         """The version's similarity index, if it has one."""
+        ...
+
+    @property
+    def space(self) -> EmbeddingSpace | None:
+        """The version's embedding calibration (encodings, dimensions), if it has one."""
         ...
 
     def run(self, operation: Operation, pixels: np.ndarray) -> Outputs: ...

@@ -18,6 +18,7 @@ import numpy as np
 from threadpoolctl import threadpool_limits
 
 from app.core.jobs import NamedByManifest, Operation, Outputs
+from app.contract.embedding import EmbeddingSpace
 from app.contract.ood import OodScorer
 from app.contract.repository import PARTS, Manifest
 from app.contract.similarity import GraphCache, SimilarityIndex
@@ -88,6 +89,7 @@ class ModelVersion(NamedByManifest):
     _composed: dict[str, Any]
     index: SimilarityIndex | None = None
     ood: OodScorer | None = None
+    space: EmbeddingSpace | None = None
 
     def run(self, operation: Operation, pixels: np.ndarray) -> Outputs:
         """uint8 (n, 28, 28) -> the operation's outputs, in one graph call; with them, for a
@@ -169,7 +171,10 @@ def load_version(
     composed = _compose(functions, manifest.input_shape)
     index = SimilarityIndex.load(path, manifest.index, graph_cache) if manifest.index else None
     ood = OodScorer.load(path, manifest.ood) if manifest.ood else None
-    model = ModelVersion(manifest, path, functions, list(modules.values()), composed, index, ood)
+    space = EmbeddingSpace.load(path, manifest.embedding) if manifest.embedding else None
+    model = ModelVersion(
+        manifest, path, functions, list(modules.values()), composed, index, ood, space
+    )
     warm = np.zeros((1, *manifest.input_shape), dtype=np.uint8)
     latents = model.encode(warm)
     if latents.shape != (1, manifest.latent_dim):

@@ -101,7 +101,9 @@ FLOAT32_MAX = float(np.finfo(np.float32).max)  # embeddings are float32: larger 
 Component = Annotated[
     float, Field(allow_inf_nan=False, strict=True, ge=-FLOAT32_MAX, le=FLOAT32_MAX)
 ]
-Vector = Annotated[list[Component], Field(min_length=1)]
+Vector = Annotated[list[Component], Field(min_length=1)] | Annotated[str, Field(min_length=1)]
+"""An embedding as /embed returns it: its values, or (encoding=base64, or any encoding's
+bytes) a base64 string."""
 
 
 class EmbeddingFields(BaseModel):
@@ -110,7 +112,7 @@ class EmbeddingFields(BaseModel):
     embedding: Vector | None = Field(None, description="one embedding, as /embed returns it")
     embeddings: list[Vector] | None = Field(None, description="several embeddings")
 
-    def vectors(self) -> list[list[float]] | None:
+    def vectors(self) -> list[list[float] | str] | None:
         if self.embedding is not None:
             return [self.embedding]
         return self.embeddings
@@ -158,10 +160,16 @@ def _where(loc: tuple[int | str, ...]) -> str:
     return ", ".join(parts)
 
 
+def _union_tag(part: int | str) -> bool:
+    """pydantic's name for the branch of a union in an error's place (an embedding given as
+    values or as a base64 string): not a place in the body."""
+    return isinstance(part, str) and ("[" in part or part.startswith("constrained-"))
+
+
 def _json_error(error: ErrorDetails, max_images: int) -> ServiceError:
     """A validation error of the JSON body in the service's error shape: a bad instance or
     embedding is a 422 naming its index; too many of them 413; anything else 400."""
-    loc, message = tuple(error["loc"]), error["msg"]
+    loc, message = tuple(p for p in error["loc"] if not _union_tag(p)), error["msg"]
     if error["type"] == "json_invalid":
         return BadRequest(f"body is not valid JSON: {message}")
     if loc[:1] == ("embedding",) and len(loc) >= 2:
@@ -196,21 +204,16 @@ def json_instances(body: bytes | dict[str, Any], max_images: int) -> list[Source
 
 @dataclass(frozen=True)
 class Embeddings:
-    """Queries sent as embeddings (/similar): float32 (n, dim)."""
+    """Queries sent as embeddings (/similar), as sent: value lists or base64 strings, read
+    in the request's encoding by app.contract.embedding.embedding_values."""
 
-    vectors: np.ndarray
+    rows: list[list[float] | str]
 
 
 def json_similar(body: bytes, max_images: int) -> list[Source] | Embeddings:
-    """A /similar JSON body: its image instances, or its embeddings (all of one length)."""
+    """A /similar JSON body: its image instances, or its embeddings."""
     request = _validated(similar_request(max_images), body, max_images)
     vectors = request.vectors()
     if vectors is None:
         return _sources(request.instances)
-    for index, vector in enumerate(vectors):
-        if len(vector) != len(vectors[0]):
-            raise InvalidEmbedding(
-                f"embeddings[{index}] has {len(vector)} values, embeddings[0] {len(vectors[0])}",
-                index,
-            )
-    return Embeddings(np.asarray(vectors, dtype=np.float32))
+    return Embeddings(vectors)

@@ -138,7 +138,7 @@ def test_many_images_are_built_off_the_loop_with_the_same_values(
     assert len(rebuilt) == len(images)
     first = np.asarray(Image.open(io.BytesIO(base64.b64decode(rebuilt[-1]["image_png"]))))
     np.testing.assert_array_equal(first, reference["pixels"][(len(images) - 1) % 3])
-    assert built_in_thread == ["embed_json", "reconstruct_response"]
+    assert built_in_thread == ["_embed_answer", "reconstruct_response"]
 
 
 def test_embed_dimension_and_normalisation(client: httpx.Client, reference: dict) -> None:

@@ -74,7 +74,9 @@ def project(request: pytest.FixtureRequest, image: str) -> Iterator[Project]:
     profiles = tuple(getattr(request.module, "PROFILES", ()))
     env = {
         "LATENTSERVE_PUBLISH_PORT": str(free_port()),
+        "LATENTSERVE_PUBLISH_GRPC_PORT": str(free_port()),
         "LATENTSERVE_PROXY_PORT": str(free_port()),
+        "LATENTSERVE_PROXY_GRPC_PORT": str(free_port()),
     }
     name = f"latentserve-{Path(str(request.module.__file__)).stem.replace('_', '-')}"
     built = Project(name, env, profiles)

@@ -99,6 +99,31 @@ def test_locked_down(service: tuple[str, str]) -> None:
     assert [b["HostIp"] for b in bindings] == ["127.0.0.1"]
 
 
+def test_grpc_answers_as_http_does(
+    service: tuple[str, str], project: Project, fashion: tuple[list[bytes], list[str]]
+) -> None:
+    """The published gRPC port reaches the container's OIP V2 service (tritonclient.grpc),
+    and its classes are /classify's."""
+    import tritonclient.grpc as triton
+
+    url, _ = service
+    files = fashion[0][:32]
+    client = triton.InferenceServerClient(
+        f"127.0.0.1:{project.env['LATENTSERVE_PUBLISH_GRPC_PORT']}"
+    )
+    assert client.is_server_ready() and client.is_model_ready("fashion-mnist")
+    images = triton.InferInput("images", [len(files)], "BYTES")
+    images.set_data_from_numpy(np.array(files, dtype=object))
+    result = client.infer("fashion-mnist", [images], outputs=[triton.InferRequestedOutput("label")])
+    response = httpx.post(
+        f"{url}/classify?model=fashion-mnist",
+        files=[("file", (f"{i}.png", f)) for i, f in enumerate(files)],
+        timeout=60,
+    )
+    labels = [p["label"] for p in response.json()["predictions"]]
+    assert result.as_numpy("label").tolist() == labels
+
+
 def test_stop_finishes_requests_in_flight(
     service: tuple[str, str], fashion: tuple[list[bytes], list[str]], report: dict
 ) -> None:

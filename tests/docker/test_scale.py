@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from collections import Counter
 
+import numpy as np
 import pytest
 
 from tests.docker.engine import (
@@ -18,6 +19,7 @@ from tests.docker.engine import (
     peak_rss_mib,
     wait_until,
 )
+from training.datasets import load_dataset
 
 PROFILES = ("scale",)
 REPLICAS = 3
@@ -70,6 +72,33 @@ def test_load_spreads_over_every_replica(
     report["replica_peak_rss_mib"] = [peak_rss_mib(c) for c in replicas]
     assert sum(counts.values()) == result.requests
     assert min(counts.values()) >= result.requests / REPLICAS / 2, counts
+
+
+def test_grpc_goes_through_the_proxy_to_every_replica(
+    project: Project, proxy: str, replicas: list[str], fashion: tuple[list[bytes], list[str]]
+) -> None:
+    """nginx's gRPC listener (grpc_pass) reaches the replicas' OIP V2 gRPC port."""
+    import tritonclient.grpc as triton
+
+    address = f"127.0.0.1:{project.env['LATENTSERVE_PROXY_GRPC_PORT']}"
+    files, names = fashion
+    labels = []
+    for start in range(0, 60, 4):  # several calls, so more than one replica answers
+        client = triton.InferenceServerClient(address)  # a new connection each time
+        images = triton.InferInput("images", [4], "BYTES")
+        images.set_data_from_numpy(np.array(files[start : start + 4], dtype=object))
+        result = client.infer(
+            "fashion-mnist", [images], outputs=[triton.InferRequestedOutput("label")]
+        )
+        labels += result.as_numpy("label").tolist()
+        client.close()
+    classes = load_dataset("fashion-mnist").class_names
+    accuracy = np.mean(
+        [classes[label] == name for label, name in zip(labels, names[:60], strict=True)]
+    )
+    assert accuracy >= 0.8, accuracy
+    answered = [len(re.findall(r"ModelInfer OK", logs(c))) for c in replicas]
+    assert sum(answered) == 15 and sum(1 for a in answered if a) >= 2, answered
 
 
 def restarted_under_load(

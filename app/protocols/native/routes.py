@@ -2,16 +2,26 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from typing import Annotated, Any, TypeVar
 
 import numpy as np
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, model_validator
 from starlette.concurrency import run_in_threadpool
 
-from app.contract.errors import IndexNotFound, InvalidEmbedding
+from app.contract.embedding import (
+    EmbeddingSpace,
+    Encoded,
+    Encoding,
+    check_request,
+    decode,
+    embedding_values,
+    encode,
+)
+from app.contract.errors import IndexNotFound
 from app.core.jobs import Model
 from app.core.service import Inference, InferenceCore, Output, timing_metadata
 from app.http.access import count_images
@@ -48,11 +58,41 @@ class ClassifyQuery(OodQuery):
     top_k: int | None = Field(None, ge=1, description="also list the k best classes")
 
 
-class EmbedQuery(ImageQuery):
-    normalize: bool = Field(False, description="return unit-length (L2) vectors")
+ENCODING_HELP = (
+    "float32; base64 (each embedding's float32 little-endian bytes as one string); "
+    "int8 (whole numbers, value = int8 x the answer's `scale`); binary (sign bits of the "
+    "centred embedding, packed 8 per byte): int8 and binary need the version's embedding "
+    "calibration (its manifest's `embedding`)"
+)
+DIMENSIONS = Field(
+    None,
+    ge=1,
+    description="the first K coordinates along the version's principal axes: a shorter "
+    "embedding that keeps the most of the distances (manifest: explained_variance per K); "
+    "default: the whole latent",
+)
 
 
-class SimilarQuery(ImageQuery):
+class EncodingQuery(ImageQuery):
+    encoding: Encoding = Field("float32", description=ENCODING_HELP)
+    dimensions: int | None = DIMENSIONS
+
+
+class EmbedQuery(EncodingQuery):
+    normalize: bool = Field(
+        False, description="return unit-length (L2) vectors (float32 and base64 only)"
+    )
+
+    @model_validator(mode="after")
+    def _normalize_floats_only(self) -> EmbedQuery:
+        if self.normalize and self.encoding in ("int8", "binary"):
+            raise ValueError(f"normalize applies to float32 and base64, not {self.encoding}")
+        return self
+
+
+class SimilarQuery(EncodingQuery):
+    """encoding and dimensions say how embeddings sent as queries are written."""
+
     k: int = Field(10, ge=1, le=MAX_K, description="neighbours per query")
     images: bool = Field(
         False, description="also return each neighbour's image, if the index stores them"
@@ -132,17 +172,34 @@ async def embed(
     request: Request, query: Annotated[EmbedQuery, Depends(query_model(EmbedQuery))]
 ) -> Response:
     batch = await image_batch(request, query)
+    space, dim = batch.model.space, batch.model.manifest.latent_dim
+    check_request(space, query.encoding, query.dimensions, dim)  # before the model's work
     inference = await batch.run(Output.EMBEDDING)
-    normalize = query.normalize
-    latents = inference.embeddings
-    if _preferred(request, NPY) == NPY:
-        body = await _build(len(latents), results.embed_npy, latents, normalize)
-        return Response(body, media_type=NPY, headers=inference.metadata)
-    # JSON straight from the float32 array; response_model still documents the shape
-    framed = _framed(query, inference)
-    build = results.embed_json
-    body = await _build(len(latents), build, batch.model, latents, normalize, framed)
-    return Response(body, media_type=JSON, headers=inference.metadata)
+    as_npy = _preferred(request, NPY) == NPY
+    framed = None if as_npy else _framed(query, inference)
+    answer = (batch.model, inference.embeddings, query, framed, as_npy)
+    body, scale = await _build(inference.count, _embed_answer, *answer)
+    headers = inference.metadata
+    if scale is not None:
+        headers["X-Embedding-Scale"] = repr(scale)
+    # JSON straight from the array; response_model still documents the shape
+    return Response(body, media_type=NPY if as_npy else JSON, headers=headers)
+
+
+def _embed_answer(
+    model: Model, latents: np.ndarray, query: EmbedQuery, framed: list[str] | None, npy: bool
+) -> tuple[bytes, float | None]:
+    """The /embed body (.npy or JSON) in the asked encoding, and its int8 scale."""
+    encoded = _encoded(latents, model.space, query)
+    body = results.embed_npy(encoded) if npy else results.embed_json(model, encoded, framed)
+    return body, encoded.scale
+
+
+def _encoded(latents: np.ndarray, space: EmbeddingSpace | None, query: EmbedQuery) -> Encoded:
+    encoded = encode(latents, space, query.encoding, query.dimensions)
+    if query.normalize:
+        return dataclasses.replace(encoded, values=results.normalized(encoded.values))
+    return encoded
 
 
 @router.post(
@@ -219,17 +276,9 @@ async def _query_latents(
     options = core.image_options(model, query.resize, query.invert)
     queries = await read_queries(request, options, core.settings.max_images)
     if isinstance(queries, Embeddings):
-        return _checked(queries.vectors, model), timing_metadata(model, None)
+        values = embedding_values(queries.rows, query.encoding)
+        dim = model.manifest.latent_dim
+        latents = decode(values, model.space, query.encoding, query.dimensions, dim)
+        return latents, timing_metadata(model, None)
     inference = await core.run(model, queries, (Output.EMBEDDING,))
     return inference.embeddings, inference.metadata
-
-
-def _checked(vectors: np.ndarray, model: Model) -> np.ndarray:
-    dim = model.manifest.latent_dim
-    if vectors.shape[1] != dim:
-        raise InvalidEmbedding(
-            f"embeddings have {vectors.shape[1]} values; model {model.name!r} version "
-            f"{model.version} embeds in {dim}",
-            0,
-        )
-    return vectors

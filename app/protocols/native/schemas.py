@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
@@ -61,8 +61,18 @@ class ClassifyResponse(BaseModel):
 
 class EmbedResponse(BaseModel):
     model: ModelRef
-    dim: int = Field(description="length of every embedding")
-    embeddings: list[list[float]]
+    dim: int = Field(description="values per embedding (before binary packing: bits)")
+    encoding: Literal["float32", "base64", "int8", "binary"] = Field(
+        "float32", description="how `embeddings` are written (?encoding=)"
+    )
+    scale: float | None = Field(
+        None, description="int8 only: the version's step, a value is int8 x scale"
+    )
+    embeddings: list[list[float]] | list[str] = Field(
+        description="float32: numbers; int8: whole numbers -127..127; binary: the sign bits "
+        "packed 8 per byte, first value in the most significant bit, as whole numbers 0..255; "
+        "base64: one string per embedding, its float32 little-endian bytes"
+    )
     framed: list[str] | None = FRAMED
 
 

@@ -159,9 +159,11 @@ class InferenceServicer(GRPCInferenceServiceServicer):  # type: ignore[misc]
             model_name=model.name, model_version=str(model.version), id=request.id
         )
         for tensor in answer.tensors:
-            response.outputs.add(
+            output = response.outputs.add(
                 name=tensor.name, datatype=tensor.datatype, shape=list(tensor.array.shape)
             )
+            for key, value in (tensor.parameters or {}).items():
+                output.parameters[key].double_param = value  # the int8 scale
             response.raw_output_contents.append(raw_bytes(tensor))
         _trailing(context, answer.inference.metadata)
         return response

@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from app.contract.embedding import ENCODINGS, Encoded, Encoding, check_request, encode
 from app.contract.errors import BadRequest
 from app.contract.repository import IMAGE_SIDE
 from app.core.jobs import Job, Model
@@ -80,12 +81,22 @@ def metadata(model: Model, versions: list[int]) -> dict[str, Any]:
 
 
 @dataclass(frozen=True)
+class EmbeddingAsk:
+    """The `embedding` output's parameters: `encoding` and `dimensions`, as on /embed."""
+
+    encoding: Encoding = "float32"
+    dimensions: int | None = None
+
+
+@dataclass(frozen=True)
 class Wanted:
-    """What a request asks back: output names in order, which as binary (REST), class counts."""
+    """What a request asks back: output names in order, which as binary (REST), class counts,
+    and how the embedding is written."""
 
     names: list[str]
     binary: set[str]
     classes: dict[str, int]
+    embedding: EmbeddingAsk = EmbeddingAsk()
 
 
 @dataclass(frozen=True)
@@ -117,7 +128,23 @@ def wanted(body: InferenceRequest, model: Model) -> Wanted:
                 f"({output.name}: {count!r})"
             )
         classes[output.name] = count
-    return Wanted(names, binary, classes)
+    embedding = next((_embedding_ask(o.parameters) for o in asked if o.name == "embedding"), None)
+    for output in asked:
+        given = {"encoding", "dimensions"} & set(output.parameters or {})
+        if given and output.name != "embedding":
+            raise BadRequest(f"{sorted(given)[0]} applies to 'embedding', not {output.name!r}")
+    return Wanted(names, binary, classes, embedding or EmbeddingAsk())
+
+
+def _embedding_ask(parameters: dict[str, Any] | None) -> EmbeddingAsk:
+    parameters = parameters or {}
+    encoding = parameters.get("encoding", "float32")
+    if encoding not in ENCODINGS:
+        raise BadRequest(f"embedding: parameter 'encoding' is one of {list(ENCODINGS)}")
+    dimensions = parameters.get("dimensions")
+    if dimensions is not None and (type(dimensions) is not int or dimensions < 1):
+        raise BadRequest("embedding: parameter 'dimensions' must be a whole number >= 1")
+    return EmbeddingAsk(encoding, dimensions)
 
 
 def flag(parameters: dict[str, Any] | None, name: str, default: bool, where: str) -> bool:
@@ -135,21 +162,40 @@ def read_input(body: InferenceRequest, binary: bytes, core: InferenceCore) -> Im
 async def run(model: Model, body: InferenceRequest, images: Images, core: InferenceCore) -> Answer:
     """The request's outputs as tensors, from one call to the core."""
     asked = wanted(body, model)
+    if "embedding" in asked.names:  # refused before the model's work, not after
+        ask = asked.embedding
+        check_request(model.space, ask.encoding, ask.dimensions, model.manifest.latent_dim)
     if images.files is not None:
         job = job_of(images.files, core.image_options(model))
     else:
         job = Job.of(images.pixels)  # type: ignore[arg-type]
     inference = await core.run(model, job, [OUTPUTS[n].output for n in asked.names])
-    tensors = [_tensor(n, inference, asked.classes.get(n)) for n in asked.names]
+    tensors = [_tensor(n, inference, asked) for n in asked.names]
     return Answer(tensors, asked.binary, inference)
 
 
-def _tensor(name: str, inference: Inference, top: int | None) -> Tensor:
+def _tensor(name: str, inference: Inference, asked: Wanted) -> Tensor:
     """An output tensor, from the core's typed answer."""
-    if top:  # `wanted` allows classification on probabilities only
+    if top := asked.classes.get(name):  # `wanted` allows classification on probabilities only
         return Tensor(name, "BYTES", _classification(inference.probabilities, top, inference.model))
+    if name == "embedding":
+        ask = asked.embedding
+        return _embedding(
+            encode(inference.embeddings, inference.model.space, ask.encoding, ask.dimensions)
+        )
     spec = OUTPUTS[name]
     return Tensor(name, spec.datatype, inference.value(spec.output))
+
+
+def _embedding(encoded: Encoded) -> Tensor:
+    """FP32 [N, K]; base64: BYTES [N]; int8: INT8 [N, K] with its `scale`; binary: UINT8
+    [N, K / 8], the packed sign bits."""
+    if encoded.encoding == "base64":
+        rows = np.array([r.encode() for r in encoded.base64_rows()], dtype=object)
+        return Tensor("embedding", "BYTES", rows)
+    datatype = {"float32": "FP32", "int8": "INT8", "binary": "UINT8"}[encoded.encoding]
+    parameters = None if encoded.scale is None else {"scale": encoded.scale}
+    return Tensor("embedding", datatype, encoded.values, parameters)
 
 
 def _classification(probabilities: np.ndarray, top: int, model: Model) -> np.ndarray:

@@ -23,7 +23,7 @@ from app.contract.errors import BadRequest, InvalidImage, PayloadTooLarge
 from app.contract.repository import IMAGE_SIDE
 
 BYTES_INPUT, PIXELS_INPUT = "images", "pixels"
-NUMPY = {"UINT8": np.uint8, "INT64": np.int64, "FP32": np.float32}
+NUMPY = {"UINT8": np.uint8, "INT8": np.int8, "INT64": np.int64, "FP32": np.float32}
 Params = dict[str, Any]
 
 
@@ -194,6 +194,7 @@ class Tensor:
     name: str
     datatype: str
     array: np.ndarray  # for BYTES: an object array of bytes
+    parameters: dict[str, Any] | None = None
 
 
 def raw_bytes(tensor: Tensor) -> bytes:
@@ -215,9 +216,11 @@ def encode_response(
             "datatype": tensor.datatype,
             "shape": list(tensor.array.shape),
         }
+        if tensor.parameters:
+            out["parameters"] = dict(tensor.parameters)
         if tensor.name in binary:
             blob = raw_bytes(tensor)
-            out["parameters"] = {"binary_data_size": len(blob)}
+            out["parameters"] = {**out.get("parameters", {}), "binary_data_size": len(blob)}
             blobs.append(blob)
         elif tensor.datatype == "BYTES":
             out["data"] = [e.decode() for e in tensor.array.ravel()]
