@@ -100,30 +100,33 @@ class CallInterceptor(aio.ServerInterceptor):  # type: ignore[misc]
         self.metrics = metrics
         self.key_digests = key_digests
         self.public = public
+        # grpc asks for a method's handler on every call; the wrapped one is made once.
+        self._wrapped: dict[str, grpc.RpcMethodHandler] = {}
 
     async def intercept_service(
         self,
         continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
         details: grpc.HandlerCallDetails,
     ) -> grpc.RpcMethodHandler:
+        method: str = details.method
+        if (wrapped := self._wrapped.get(method)) is not None:
+            return wrapped
         handler = await continuation(details)
         if handler is None or handler.unary_unary is None:
             return handler  # an unknown method: grpc answers UNIMPLEMENTED
-        method: str = details.method
-        metadata = dict(details.invocation_metadata or ())
         needs_key = bool(self.key_digests) and method.rsplit("/", 1)[-1] not in self.public
-        observed = self._observed(handler.unary_unary, method, metadata, needs_key)
-        return grpc.unary_unary_rpc_method_handler(
-            observed,
+        wrapped = grpc.unary_unary_rpc_method_handler(
+            self._observed(handler.unary_unary, method, needs_key),
             request_deserializer=handler.request_deserializer,
             response_serializer=handler.response_serializer,
         )
+        self._wrapped[method] = wrapped
+        return wrapped
 
-    def _observed(
-        self, behaviour: Behaviour, method: str, metadata: dict[str, Any], needs_key: bool
-    ) -> Behaviour:
+    def _observed(self, behaviour: Behaviour, method: str, needs_key: bool) -> Behaviour:
         async def observed(request: Any, context: aio.ServicerContext) -> Any:
             started = time.perf_counter()
+            metadata = dict(context.invocation_metadata() or ())
             request_id = _request_id(metadata)
             call, status = CallRecord(), grpc.StatusCode.OK
             token = _CALL.set(call)
