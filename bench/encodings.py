@@ -158,7 +158,9 @@ def main() -> int:
                      "json_bytes": None, "recall_at_10": round(recall(found, truth), 4),
                      "explained_variance": longer.spec.explained_variance.get(str(k))})  # fmt: skip
     args.out.mkdir(parents=True, exist_ok=True)
-    record = {"model": args.model_dir.as_posix(), "queries": args.queries, "base": len(latents),
+    shown = args.model_dir.resolve()
+    shown = shown.relative_to(ROOT) if shown.is_relative_to(ROOT) else shown
+    record = {"model": shown.as_posix(), "queries": args.queries, "base": len(latents),
               "rows": rows}  # fmt: skip
     (args.out / "encodings.json").write_text(json.dumps(record, indent=2) + "\n")
     print(markdown(rows))

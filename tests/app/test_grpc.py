@@ -178,6 +178,7 @@ def _pixels(shape: list[int], datatype: str = "UINT8") -> pb.ModelInferRequest.I
 
 
 BAD = {
+    "no input": ({}, grpc.StatusCode.INVALID_ARGUMENT, "no input"),
     "wrong datatype": (
         {"inputs": [_pixels([1, 28, 28], "FP32")], "raw_input_contents": [bytes(784 * 4)]},
         grpc.StatusCode.INVALID_ARGUMENT,

@@ -26,7 +26,7 @@ from app.models.registry import ModelRegistry
 from app.protocols.oip.inference import metadata, read_input, run
 from app.protocols.oip.proto import inference_pb2 as pb
 from app.protocols.oip.proto.inference_pb2_grpc import GRPCInferenceServiceServicer
-from app.protocols.oip.tensors import InferenceRequest, raw_bytes, validate_request
+from app.protocols.oip.tensors import InferenceRequest, RequestInput, RequestOutput, raw_bytes
 
 PUBLIC_METHODS = {"ServerLive", "ServerReady", "ServerMetadata"}
 """Answered without an API key, as /v2, /v2/health/live and /v2/health/ready are."""
@@ -56,12 +56,18 @@ def _contents(tensor: pb.ModelInferRequest.InferInputTensor) -> bytes | None:
 
 
 def parse_infer(request: pb.ModelInferRequest) -> tuple[InferenceRequest, bytes]:
-    """The request as REST's parser would have it: its JSON part, and the binary data."""
+    """The request as REST's parser would have it: its JSON part, and the binary data.
+
+    Built without pydantic's validation (5% of the loop's time under load): what REST's
+    strict validation guarantees, the message's own types already do (names and datatypes are
+    strings, shapes int64 lists, parameters a bool, int, float or string each)."""
     raws = list(request.raw_input_contents)
     if raws and len(raws) != len(request.inputs):
         raise BadRequest(
             f"raw_input_contents holds {len(raws)} tensors for {len(request.inputs)} inputs"
         )
+    if not request.inputs:
+        raise BadRequest("invalid inference request: inputs: the request has no input")
     inputs, blobs = [], []
     for i, tensor in enumerate(request.inputs):
         parameters = _parameters(tensor.parameters) or {}
@@ -70,21 +76,25 @@ def parse_infer(request: pb.ModelInferRequest) -> tuple[InferenceRequest, bytes]
             parameters["binary_data_size"] = len(raw)
             blobs.append(raw)
         inputs.append(
-            {
-                "name": tensor.name,
-                "datatype": tensor.datatype,
-                "shape": list(tensor.shape),
-                "parameters": parameters or None,
-            }
+            RequestInput.model_construct(
+                name=tensor.name,
+                datatype=tensor.datatype,
+                shape=list(tensor.shape),
+                parameters=parameters or None,
+                data=None,
+            )
         )
-    outputs = [{"name": o.name, "parameters": _parameters(o.parameters)} for o in request.outputs]
-    body = {
-        "id": request.id or None,
-        "parameters": _parameters(request.parameters),
-        "inputs": inputs,
-        "outputs": outputs or None,
-    }
-    return validate_request(body), b"".join(blobs)
+    outputs = [
+        RequestOutput.model_construct(name=o.name, parameters=_parameters(o.parameters))
+        for o in request.outputs
+    ]
+    body = InferenceRequest.model_construct(
+        id=request.id or None,
+        parameters=_parameters(request.parameters),
+        inputs=inputs,
+        outputs=outputs or None,
+    )
+    return body, b"".join(blobs)
 
 
 def _version(text: str) -> int | None:
