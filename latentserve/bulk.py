@@ -48,19 +48,27 @@ def _array_items(array: np.ndarray) -> list[Item]:
     return [Item(i, str(i), partial(png, row)) for i, row in enumerate(array)]
 
 
+def source_array(src: Path) -> np.ndarray | None:
+    """SRC's images when it is an array file (.npy, .npz, IDX), else None."""
+    if src.suffix == ".npy":
+        return np.asarray(np.load(src, allow_pickle=False))
+    if src.suffix == ".npz":
+        with np.load(src, allow_pickle=False) as arrays:
+            return np.asarray(arrays[arrays.files[0]])
+    if "idx" in src.name:
+        return read_idx(src)
+    return None
+
+
 def sources(src: Path) -> list[Item]:
     """Every image of SRC, in a fixed order."""
     if src.is_dir():
         paths = [p for p in src.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES]
         paths.sort(key=str)  # comparing strings: Path's own ordering is 10x slower
         return [Item(i, p.relative_to(src).as_posix(), p.read_bytes) for i, p in enumerate(paths)]
-    if src.suffix == ".npy":
-        return _array_items(np.load(src, allow_pickle=False))
-    if src.suffix == ".npz":
-        with np.load(src, allow_pickle=False) as arrays:
-            return _array_items(arrays[arrays.files[0]])
-    if "idx" in src.name:
-        return _array_items(read_idx(src))
+    array = source_array(src)
+    if array is not None:
+        return _array_items(array)
     if src.is_file():
         return [Item(0, src.name, src.read_bytes)]
     raise FileNotFoundError(f"{src}: no such file or folder")
@@ -208,7 +216,12 @@ async def embed_folder(
                 bar.update(await _embed_chunk(client, run, chunk))
 
         await asyncio.gather(*(one(c) for c in _batches(todo, info.limits.max_images)))
-    done = await asyncio.to_thread(run.ordered.finish)
+    return await asyncio.to_thread(finish, run, parts, out)
+
+
+def finish(run: Run, parts: Parts, out: Path) -> tuple[int, int]:
+    """Close OUT, list the skipped files beside it and remove the parts: (embedded, skipped)."""
+    done = run.ordered.finish()
     skipped = parts.skipped_lines()
     if skipped:
         Path(f"{out}.skipped.tsv").write_text("\n".join(skipped) + "\n")

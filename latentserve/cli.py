@@ -3,8 +3,11 @@
     latentserve                  serve (the service; needs `latentserve[server]`)
     latentserve serve            the same
     latentserve embed SRC --out OUT [--model NAME] [--version V] [--url URL]
+    latentserve embed SRC --out OUT --engine ray [--address ADDR] [--repository DIR]
 
 `embed` is the bulk embedding client (latentserve.bulk): only the base install is needed.
+With `--engine ray` a Ray cluster runs the encoder itself (latentserve.ray_engine; needs
+`latentserve[ray]`), with the same output.
 """
 
 from __future__ import annotations
@@ -40,6 +43,20 @@ def build_parser() -> argparse.ArgumentParser:
         default=8,
         help="requests in flight (8: as many as the benchmark's wrk keeps in flight)",
     )
+    embed.add_argument(
+        "--engine",
+        choices=("service", "ray"),
+        default="service",
+        help="service: a running service embeds (--url); ray: a Ray cluster runs the encoder",
+    )
+    embed.add_argument("--address", help="ray: the cluster (default: start a local one)")
+    embed.add_argument(
+        "--repository",
+        type=Path,
+        default=Path(os.environ.get("LATENTSERVE_MODEL_REPOSITORY", "models")),
+        help="ray: the model repository, at the same path on every node",
+    )
+    embed.add_argument("--actors", type=int, help="ray: encoder actors (default: one per node)")
     return parser
 
 
@@ -67,7 +84,15 @@ def main(argv: list[str] | None = None) -> int:
         return serve()
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     try:
-        done, skipped = asyncio.run(embed(args))
+        if args.engine == "ray":
+            from latentserve.ray_engine import embed_with_ray
+
+            done, skipped = embed_with_ray(
+                args.src, args.out, args.repository, args.model, args.version, args.address,
+                args.actors,
+            )  # fmt: skip
+        else:
+            done, skipped = asyncio.run(embed(args))
     except (LatentServeError, OSError, ValueError) as err:
         print(f"latentserve embed: {err}", file=sys.stderr)
         return 1

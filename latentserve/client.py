@@ -14,6 +14,8 @@ the exception for its type (latentserve.errors).
 from __future__ import annotations
 
 import asyncio
+import logging
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Literal, TypeVar
@@ -46,6 +48,8 @@ from latentserve.results import (
     Reconstructions,
 )
 
+logger = logging.getLogger(__name__)
+
 DEFAULT_URL = "http://127.0.0.1:8000"
 Encoding = Literal["float32", "base64", "int8", "binary"]
 ROW_OVERHEAD_BYTES = 4  # the quotes and comma around each base64 row in the JSON body
@@ -61,6 +65,9 @@ class _Base:
         self._headers = {"authorization": f"Bearer {api_key}"} if api_key else {}
         self._timeout = timeout
         self._retry = RetryPolicy(retries)
+        self.retried = 0
+        """Requests sent again so far (429, 503, or no answer): what a failover cost."""
+        self._retry_lock = threading.Lock()
         self._concurrency = max(1, concurrency)
         self._limits: Limits | None = None
 
@@ -114,6 +121,15 @@ class _Base:
     def _attempts(self, offset: int) -> Attempts:
         return Attempts(self._retry, self.url, offset)
 
+    def _retrying(
+        self, response: httpx.Response | None, failure: Exception | None, wait: float
+    ) -> None:
+        """Count and log a retry: `retried` is how many requests this client sent again."""
+        with self._retry_lock:
+            self.retried += 1
+        why = f"HTTP {response.status_code}" if response is not None else repr(failure)
+        logger.info("retrying in %.2f s: %s", wait, why)
+
 
 class Client(_Base):
     """Blocking client; thread-safe; chunks of one call go out on `concurrency` threads."""
@@ -143,6 +159,7 @@ class Client(_Base):
             wait = attempts.after(response, failure)
             if wait is None:
                 return attempts.outcome()
+            self._retrying(response, failure, wait)
             time.sleep(wait)
 
     def models(self) -> list[ModelInfo]:
@@ -292,6 +309,7 @@ class AsyncClient(_Base):
             wait = attempts.after(response, failure)
             if wait is None:
                 return attempts.outcome()
+            self._retrying(response, failure, wait)
             await asyncio.sleep(wait)
 
     async def models(self) -> list[ModelInfo]:

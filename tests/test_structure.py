@@ -71,7 +71,12 @@ def test_the_client_stands_alone() -> None:
             path, top_level_only=True
         ), path
         late = imported_modules(path) - imported_modules(path, top_level_only=True)
-        assert late <= {"cli.py": {"app"}, "outputs.py": {"pyarrow"}}.get(path.name, set()), path
+        allowed = {
+            "cli.py": {"app", "latentserve"},
+            "outputs.py": {"pyarrow"},
+            "ray_engine.py": {"ray", "app"},  # on the cluster's nodes: latentserve[ray]
+        }
+        assert late <= allowed.get(path.name, set()), path
 
 
 def test_exactly_one_app_module_imports_tensorflow() -> None:

@@ -19,6 +19,7 @@ from app.contract.decoding import JPEG_FORMATS, TruncatedImage, decode_jpeg, loa
 from app.contract.errors import InvalidImage
 from app.contract.framing import WORK_SIDE, BlankImage, frame, item_is_darker
 from app.contract.repository import IMAGE_SIDE as SIDE
+from app.contract.repository import InputSpec
 
 BORDER = 2  # pixels of the outer ring used to tell the background's brightness
 DARK_GROUND, LIGHT_GROUND = 64, 192  # ring means that settle polarity by the ground alone
@@ -35,6 +36,13 @@ class ImageOptions:
     invert: Invert = "auto"
     fit_box: int = SIDE
     centre_of_mass: bool = False
+
+    @classmethod
+    def for_input(
+        cls, spec: InputSpec, max_pixels: int, resize: bool = True, invert: Invert = "auto"
+    ) -> ImageOptions:
+        """How an upload becomes this version's input: the framing its manifest records."""
+        return cls(max_pixels, resize, invert, spec.fit_box, spec.centre_of_mass)
 
 
 def _to_gray(image: Image.Image) -> np.ndarray:

@@ -182,13 +182,8 @@ class InferenceCore:
         self, model: Model, resize: bool = True, invert: Invert = "auto"
     ) -> ImageOptions:
         """How an upload to `model` becomes its input: the version's framing, the limits."""
-        spec = model.manifest.input
-        return ImageOptions(
-            max_pixels=self.settings.max_image_pixels,
-            resize=resize,
-            invert=invert,
-            fit_box=spec.fit_box,
-            centre_of_mass=spec.centre_of_mass,
+        return ImageOptions.for_input(
+            model.manifest.input, self.settings.max_image_pixels, resize, invert
         )
 
     async def infer(self, request: InferenceRequest) -> Inference:

@@ -11,6 +11,7 @@ import logging
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+from collections.abc import Callable
 from types import ModuleType
 from typing import Any
 
@@ -158,6 +159,19 @@ def _compose(functions: dict[str, Any], input_shape: tuple[int, ...]) -> dict[st
         "reconstruct": chain("decoder"),
         "full": chain("classifier", "decoder"),
     }
+
+
+def load_encoder(path: Path, manifest: Manifest) -> Callable[[np.ndarray], np.ndarray]:
+    """A version's encoder alone, for bulk embedding on other machines
+    (latentserve/ray_engine.py): uint8 (n, 28, 28) -> float32 (n, latent_dim), the call
+    ModelVersion.encode makes."""
+    function = tf.saved_model.load(str(path / "encoder")).signatures["serving_default"]
+    (input_name,) = manifest.signatures["encoder"].inputs
+
+    def encode(pixels: np.ndarray) -> np.ndarray:
+        return np.asarray(function(**{input_name: tf.constant(pixels)})["latent"].numpy())
+
+    return encode
 
 
 def load_version(
