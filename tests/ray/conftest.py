@@ -44,6 +44,16 @@ def session_pids(session: int) -> list[int]:
     return found
 
 
+def _marked(result: subprocess.CompletedProcess[str], marker: str) -> str | None:
+    """The value a probe printed after `marker` (Ray may print warnings around it)."""
+    if result.returncode != 0:
+        return None
+    for line in result.stdout.splitlines():
+        if line.startswith(f"{marker} "):
+            return line[len(marker) + 1 :]
+    return None
+
+
 @dataclass
 class Node:
     process: subprocess.Popen[bytes]
@@ -94,12 +104,12 @@ class Cluster:
     def alive_nodes(self) -> int:
         script = (
             f"import ray; ray.init(address={self.address!r}, log_to_driver=False); "
-            "print(sum(n['Alive'] for n in ray.nodes()))"
+            "print('ALIVE', sum(n['Alive'] for n in ray.nodes()))"
         )
         result = subprocess.run(
             [sys.executable, "-c", script], capture_output=True, text=True, timeout=60
         )
-        return int(result.stdout.strip().splitlines()[-1]) if result.returncode == 0 else 0
+        return int(_marked(result, "ALIVE") or 0)
 
     def running_replicas(self) -> int:
         """Replicas Serve's controller reports RUNNING (initialised and healthy)."""
@@ -109,14 +119,12 @@ class Cluster:
             "apps = serve.status().applications; "
             "app = apps.get('latentserve'); "
             "states = app.deployments['LatentServe'].replica_states if app else {}; "
-            "print(json.dumps({str(k): v for k, v in states.items()}))"
+            "print('STATES', json.dumps({str(k): v for k, v in states.items()}))"
         )
         result = subprocess.run(
             [sys.executable, "-c", script], capture_output=True, text=True, timeout=60
         )
-        if result.returncode != 0:
-            return 0
-        states = json.loads(result.stdout.strip().splitlines()[-1])
+        states = json.loads(_marked(result, "STATES") or "{}")
         return int(sum(v for k, v in states.items() if k.endswith("RUNNING")))
 
     def wait_for_nodes(self, count: int) -> None:
