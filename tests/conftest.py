@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import socket
 from dataclasses import replace
 from pathlib import Path
 
@@ -21,6 +22,13 @@ TINY_MODEL = ModelConfig(filters=(4, 4), head_units=16)
 TINY_TRAINING = TrainConfig(
     model=TINY_MODEL, encoder_steps=6, head_epochs=2, fine_tune_epochs=0, batch_size=64
 )
+
+
+def free_port() -> int:
+    """A loopback port nothing listens on now (for servers a test starts itself)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
 
 
 def bar_images(count: int, seed: int) -> tuple[np.ndarray, np.ndarray]:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import base64
 import io
-import socket
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -29,7 +28,7 @@ from app.protocols.oip.proto.inference_pb2_grpc import GRPCInferenceServiceStub
 from app.settings import Settings
 from latentserve import Client
 from tests.app.conftest import png_bytes, serve, wait_ready, without_part
-from tests.conftest import tiny_dataset
+from tests.conftest import free_port, tiny_dataset
 
 IMAGES = tiny_dataset("mnist").x_train[:5]
 
@@ -258,9 +257,7 @@ def test_v2_rest_embedding_parameters(
 
 @pytest.fixture(scope="module")
 def grpc_address(model_repo: Path) -> Iterator[str]:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
+    port = free_port()
     settings = Settings(model_repository=model_repo, grpc_port=port)
     with serve(create_app(settings)) as url:
         wait_ready(httpx.Client(base_url=url, timeout=30))

@@ -22,17 +22,12 @@ from app.protocols.oip.proto import inference_pb2 as pb
 from app.protocols.oip.proto.inference_pb2_grpc import GRPCInferenceServiceStub
 from app.settings import Settings
 from tests.app.conftest import digit_like, png_bytes, serve, wait_ready
+from tests.conftest import free_port
 
 IMAGES = np.stack([digit_like(i) for i in (1, 4, 7)])
 PNGS = np.array([png_bytes(image) for image in IMAGES], dtype=object)
 KEY = "grpc-test-key"
 MAX_BODY = 256 * 1024
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def service(model_repo: Path, **overrides: object) -> tuple[Settings, int]:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -15,15 +14,10 @@ from pathlib import Path
 import httpx
 
 from tests.app.conftest import digit_like, png_bytes
+from tests.conftest import free_port
 
 IN_FLIGHT = 50
 BOUNDARY = "shutdowntest"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def test_sigterm_finishes_requests_in_flight(model_repo: Path) -> None:

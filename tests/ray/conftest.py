@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -16,17 +15,13 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import free_port
+
 ray = pytest.importorskip("ray", reason="Ray is the `ray` extra (make install has it)")
 
 BIN = Path(sys.executable).parent
 NODE_CPUS = "2"  # logical: a Serve replica and a Ray Data actor per node
 START_TIMEOUT_S = 90
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def session_pids(session: int) -> list[int]:

@@ -21,7 +21,8 @@ from app.main import create_app
 from app.settings import Settings
 from latentserve import Client
 from tests.app.conftest import serve
-from tests.ray.conftest import BIN, Cluster, free_port, session_pids
+from tests.conftest import free_port
+from tests.ray.conftest import BIN, Cluster, session_pids
 
 ROOT = Path(__file__).resolve().parents[2]
 MODEL = "fashion-mnist"

@@ -85,15 +85,8 @@ def parse_request(body: bytes, header_length: str | None) -> tuple[InferenceRequ
                 f"{len(body)} bytes"
             )
         json_part, binary = body[: int(header_length)], body[int(header_length) :]
-    return validate_request(json_part), binary
-
-
-def validate_request(body: bytes | dict[str, Any]) -> InferenceRequest:
-    """A request's JSON part (REST), or the same fields read from a gRPC message."""
     try:
-        if isinstance(body, bytes):
-            return InferenceRequest.model_validate_json(body)
-        return InferenceRequest.model_validate(body)
+        return InferenceRequest.model_validate_json(json_part), binary
     except ValidationError as err:
         first = err.errors()[0]
         where = ".".join(map(str, first["loc"])) or "body"
