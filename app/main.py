@@ -15,8 +15,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from fastapi import Depends, FastAPI
+from fastapi import APIRouter, Depends, FastAPI
 from fastapi.middleware.cors import CORSMiddleware
+from fastapi.routing import APIRoute
 from starlette.types import ASGIApp
 
 from app import __version__
@@ -26,7 +27,9 @@ from app.core.service import TIMING_HEADERS, InferenceCore
 from app.http.access import AccessMiddleware
 from app.http.auth import key_digests, require_api_key
 from app.http.demo import install_demo
+from app.http.direct import DirectRoutes, Endpoint
 from app.http.errors import install_error_handlers
+from app.http.foreign import DOCUMENTATION_ONLY
 from app.http.limits import BodyLimitMiddleware
 from app.http.metrics import Metrics
 from app.http.openapi import openapi_with_bodies
@@ -34,9 +37,9 @@ from app.logs import configure_logging
 from app.models.registry import Loader, ModelRegistry
 from app.pipeline.runner import make_runner
 from app.pipeline.supervision import Supervised
+from app.protocols.native import routes as native
 from app.protocols.native.metadata import public_router
 from app.protocols.native.metadata import router as metadata_router
-from app.protocols.native.routes import RECONSTRUCTION_HEADERS, router
 from app.protocols.oip import routes as oip
 from app.protocols.tfserving import routes as tfserving
 from app.settings import Settings
@@ -113,12 +116,45 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     await app.state.runner.close()
 
 
+def _direct_routes() -> list[APIRoute]:
+    """The inference routes, native first (the most used), for app/http/direct.py."""
+    protocols: list[tuple[APIRouter, tuple[Endpoint, ...]]] = [
+        (native.router, native.DIRECT),
+        (oip.router, oip.DIRECT),
+        (tfserving.router, tfserving.DIRECT),
+    ]
+    return [
+        route
+        for router, endpoints in protocols
+        for route in router.routes
+        if isinstance(route, APIRoute) and route.endpoint in endpoints
+    ]
+
+
 class LatentServe(FastAPI):
-    """FastAPI whose access middleware wraps even Starlette's outermost error middleware, so
-    every response, a 500 included, carries X-Request-Id and gets its access line."""
+    """FastAPI with the service's own outer layers around Starlette's stack, outermost first:
+    the access middleware (so every response, a 500 included, carries X-Request-Id and gets
+    its access line), CORS when configured, the body limits, and the direct routes that
+    serve the inference endpoints themselves (app/http/direct.py)."""
 
     def build_middleware_stack(self) -> ASGIApp:
-        return AccessMiddleware(super().build_middleware_stack(), metrics=self.state.metrics)
+        settings: Settings = self.state.settings
+        stack: ASGIApp = DirectRoutes(
+            super().build_middleware_stack(),
+            _direct_routes(),
+            self.state.api_key_digests,
+            documentation_only=DOCUMENTATION_ONLY,
+        )
+        stack = BodyLimitMiddleware(stack, max_body_bytes=settings.max_body_bytes)
+        if settings.cors_origins:
+            stack = CORSMiddleware(
+                stack,
+                allow_origins=settings.cors_origins,
+                allow_methods=["GET", "POST"],
+                allow_headers=["Authorization", "X-API-Key", "Content-Type", "X-Request-Id"],
+                expose_headers=[*TIMING_HEADERS, "X-Request-Id", *native.RECONSTRUCTION_HEADERS],
+            )
+        return AccessMiddleware(stack, metrics=self.state.metrics)
 
 
 def create_app(
@@ -139,7 +175,7 @@ def create_app(
     app.include_router(public_router)
     # Only a service with keys requires (and documents in OpenAPI) authentication.
     auth = [Depends(require_api_key)] if app.state.api_key_digests else []
-    app.include_router(router, dependencies=auth)
+    app.include_router(native.router, dependencies=auth)
     app.include_router(metadata_router, dependencies=auth)
     app.include_router(oip.public_router)
     app.include_router(oip.router, dependencies=auth)
@@ -147,15 +183,6 @@ def create_app(
     if settings.demo:
         install_demo(app)
     install_error_handlers(app)
-    app.add_middleware(BodyLimitMiddleware, max_body_bytes=settings.max_body_bytes)
-    if settings.cors_origins:
-        app.add_middleware(
-            CORSMiddleware,
-            allow_origins=settings.cors_origins,
-            allow_methods=["GET", "POST"],
-            allow_headers=["Authorization", "X-API-Key", "Content-Type", "X-Request-Id"],
-            expose_headers=[*TIMING_HEADERS, "X-Request-Id", *RECONSTRUCTION_HEADERS],
-        )
     app.openapi = lambda: openapi_with_bodies(app)  # type: ignore[method-assign]
     return app
 

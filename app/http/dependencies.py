@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal, TypeVar
 
@@ -44,24 +43,21 @@ SettingsDep = Annotated[Settings, Depends(get_settings)]
 Query = TypeVar("Query", bound=BaseModel)
 
 
-def query_model(model: type[Query]) -> Callable[[Request], Awaitable[Query]]:
-    """An async dependency: the request's query parameters validated as `model`, in one
-    pydantic call; a problem is FastAPI's own RequestValidationError at ("query", field).
+async def parse_query(request: Request, model: type[Query]) -> Query:
+    """The request's query parameters validated as `model`, in one pydantic call; a problem is
+    FastAPI's own RequestValidationError at ("query", field).
 
-    Not FastAPI's `Annotated[model, Query()]`, nor one parameter each: for those FastAPI
-    inspects every field's annotation again on every request, which cost 7 % of the request
-    path's CPU (bench/path_cost.py, docs/benchmarks.md). The route's OpenAPI parameters come
-    from the same model (`query_parameters`).
+    Called by the endpoints themselves rather than declared as FastAPI parameters: FastAPI's
+    `Annotated[model, Query()]` inspects every field's annotation again on every request
+    (7 % of the request path's CPU, bench/path_cost.py, docs/benchmarks.md), and the direct
+    routes (app/http/direct.py) run endpoints without FastAPI's parameter machinery. The
+    route's OpenAPI parameters come from the same model (`query_parameters`).
     """
-
-    async def parse(request: Request) -> Query:
-        try:
-            return model.model_validate(dict(request.query_params))
-        except ValidationError as err:
-            problems = [{**e, "loc": ("query", *e["loc"])} for e in err.errors()]
-            raise RequestValidationError(problems) from None
-
-    return parse
+    try:
+        return model.model_validate(dict(request.query_params))
+    except ValidationError as err:
+        problems = [{**e, "loc": ("query", *e["loc"])} for e in err.errors()]
+        raise RequestValidationError(problems) from None
 
 
 def query_parameters(model: type[BaseModel]) -> list[dict[str, Any]]:
@@ -82,7 +78,7 @@ def query_parameters(model: type[BaseModel]) -> list[dict[str, Any]]:
 
 class ImageQuery(BaseModel):
     """The query parameters every image endpoint takes, validated in one pydantic call
-    (`query_model`)."""
+    (`parse_query`)."""
 
     model: str | None = Field(
         None, description="model to use; default: the service's default model"

@@ -12,6 +12,9 @@ shape, whether it comes from a route, an unmatched URL, a middleware (body limit
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Awaitable, Callable
+
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
@@ -19,6 +22,8 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import ClientDisconnect
 
 from app.contract.errors import BadRequest, ServiceError
+
+logger = logging.getLogger(__name__)
 
 PLAIN_PREFIXES = ("/v1/", "/v2/")
 """URL prefixes of the protocols whose errors are {"error": "<message>"}."""
@@ -94,9 +99,27 @@ async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
     return render(ServiceError("internal error"), request.url.path)
 
 
+Handler = Callable[[Request, Exception], Awaitable[JSONResponse]]
+HANDLERS: dict[type[Exception], Handler] = {
+    ServiceError: _service_error,
+    StarletteHTTPException: _http_error,
+    RequestValidationError: _validation_error,
+    ClientDisconnect: _client_gone,
+    Exception: _unexpected,
+}
+
+
 def install_error_handlers(app: FastAPI) -> None:
-    app.add_exception_handler(ServiceError, _service_error)
-    app.add_exception_handler(StarletteHTTPException, _http_error)
-    app.add_exception_handler(RequestValidationError, _validation_error)
-    app.add_exception_handler(ClientDisconnect, _client_gone)
-    app.add_exception_handler(Exception, _unexpected)
+    for kind, handler in HANDLERS.items():
+        app.add_exception_handler(kind, handler)
+
+
+async def error_response(request: Request, exc: Exception) -> JSONResponse:
+    """What the handlers above answer for `exc` (the most specific class wins, as in
+    Starlette), for code that runs outside FastAPI's exception middleware: the direct routes.
+    An unexpected error is logged with its traceback here, as Starlette's server-error
+    middleware has uvicorn log it."""
+    kind = next(k for k in type(exc).__mro__ if k in HANDLERS)
+    if kind is Exception:
+        logger.error("unexpected error serving %s", request.url.path, exc_info=exc)
+    return await HANDLERS[kind](request, exc)

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable
-from typing import Annotated, Any, TypeVar
+from typing import Any, TypeVar
 
 import numpy as np
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Request
 from fastapi.responses import Response
 from pydantic import BaseModel, Field, model_validator
 from starlette.concurrency import run_in_threadpool
@@ -30,7 +30,7 @@ from app.http.dependencies import (
     OodQuery,
     chosen_model,
     image_batch,
-    query_model,
+    parse_query,
     query_parameters,
 )
 from app.http.openapi import ERRORS, IMAGE_BODY, SIMILAR_BODY
@@ -44,7 +44,7 @@ from app.protocols.native.schemas import (
     SimilarResponse,
 )
 
-router = APIRouter()  # behind API keys when they are configured
+router = APIRouter()  # behind API keys when they are configured; served by app/http/direct.py
 RECONSTRUCTION_HEADERS = ("X-Reconstruction-Error", "X-Ood-Score", "X-In-Distribution")
 PNG = "image/png"
 NPY = "application/x-npy"
@@ -145,9 +145,8 @@ def _preferred(request: Request, *offered: str) -> str:
     responses=ERRORS,
     openapi_extra={**IMAGE_BODY, "parameters": query_parameters(ClassifyQuery)},
 )
-async def classify(
-    request: Request, query: Annotated[ClassifyQuery, Depends(query_model(ClassifyQuery))]
-) -> Response:
+async def classify(request: Request) -> Response:
+    query = await parse_query(request, ClassifyQuery)
     batch = await image_batch(request, query)
     inference = await batch.run(Output.PROBABILITIES, Output.OOD_SCORE)
     framed = _framed(query, inference)
@@ -168,9 +167,8 @@ async def classify(
     },
     openapi_extra={**IMAGE_BODY, "parameters": query_parameters(EmbedQuery)},
 )
-async def embed(
-    request: Request, query: Annotated[EmbedQuery, Depends(query_model(EmbedQuery))]
-) -> Response:
+async def embed(request: Request) -> Response:
+    query = await parse_query(request, EmbedQuery)
     batch = await image_batch(request, query)
     space, dim = batch.model.space, batch.model.manifest.latent_dim
     check_request(space, query.encoding, query.dimensions, dim)  # before the model's work
@@ -214,9 +212,8 @@ def _encoded(latents: np.ndarray, space: EmbeddingSpace | None, query: EmbedQuer
     },
     openapi_extra={**IMAGE_BODY, "parameters": query_parameters(OodQuery)},
 )
-async def reconstruct(
-    request: Request, query: Annotated[OodQuery, Depends(query_model(OodQuery))]
-) -> Response:
+async def reconstruct(request: Request) -> Response:
+    query = await parse_query(request, OodQuery)
     batch = await image_batch(request, query)
     wanted = (Output.RECONSTRUCTION, Output.RECONSTRUCTION_PIXELS, Output.OOD_SCORE)
     inference = await batch.run(*wanted)
@@ -245,13 +242,10 @@ def _png_reconstruction(inference: Inference, ood_threshold: float | None) -> Re
     responses=ERRORS,
     openapi_extra={**SIMILAR_BODY, "parameters": query_parameters(SimilarQuery)},
 )
-async def similar(
-    request: Request,
-    query: Annotated[SimilarQuery, Depends(query_model(SimilarQuery))],
-    response: Response,
-) -> SimilarResponse:
+async def similar(request: Request) -> Response:
     """The k nearest reference images (the model's training images, unless its index was
     built over another folder) of each query image or embedding."""
+    query = await parse_query(request, SimilarQuery)
     model, core = chosen_model(request, query), request.app.state.core
     index = model.index
     if index is None:
@@ -261,11 +255,11 @@ async def similar(
         )
     latents, metadata = await _query_latents(request, query, model, core)
     count_images(request, len(latents))
-    response.headers.update(metadata)
     k, images = query.k, query.images
     found = await _build(len(latents), index.search, latents, k, images)
     rows = len(latents) * (k if images else 1)  # a PNG per neighbour: the thread when many
-    return await _build(rows, results.similar_response, model, found)
+    body = await _build(rows, _dump, results.similar_response, model, found)
+    return Response(body, media_type=JSON, headers=metadata)
 
 
 async def _query_latents(
@@ -282,3 +276,7 @@ async def _query_latents(
         return latents, timing_metadata(model, None)
     inference = await core.run(model, queries, (Output.EMBEDDING,))
     return inference.embeddings, inference.metadata
+
+
+DIRECT = (classify, embed, reconstruct, similar)
+"""The endpoints app/http/direct.py serves past FastAPI's request machinery."""

@@ -15,8 +15,8 @@ from app import __version__
 from app.core.jobs import Model
 from app.core.service import InferenceCore
 from app.http.access import count_images
-from app.http.dependencies import CoreDep, RegistryDep
-from app.http.foreign import VERSIONED, VersionedModel
+from app.http.dependencies import RegistryDep
+from app.http.foreign import NAMED, VERSIONED, VersionedModel, model_in_path
 from app.http.openapi import FOREIGN_ERRORS
 from app.protocols.oip.inference import metadata, read_input, run
 from app.protocols.oip.tensors import encode_response, parse_request
@@ -84,14 +84,17 @@ INFER_BODY: dict[str, Any] = {
 }
 
 
-@router.post("/models/{name}/infer", summary="Inference", openapi_extra=INFER_BODY)
+@router.post(
+    "/models/{name}/infer", summary="Inference", openapi_extra=INFER_BODY, dependencies=NAMED
+)
 @router.post(
     "/models/{name}/versions/{version}/infer",
     summary="Inference on a version",
     openapi_extra=INFER_BODY,
-    dependencies=VERSIONED,
+    dependencies=[*NAMED, *VERSIONED],
 )
-async def infer(model: VersionedModel, request: Request, core: CoreDep) -> Response:
+async def infer(request: Request) -> Response:
+    model, core = model_in_path(request), request.app.state.core
     return await _infer(model, request, core)
 
 
@@ -111,3 +114,7 @@ async def _infer(model: Model, request: Request, core: InferenceCore) -> Respons
         response.headers["Inference-Header-Content-Length"] = str(json_length)
     response.headers.update(answer.inference.metadata)
     return response
+
+
+DIRECT = (infer,)
+"""The endpoints app/http/direct.py serves past FastAPI's request machinery."""

@@ -27,8 +27,8 @@ from app.contract.repository import IMAGE_SIDE
 from app.core.jobs import Model
 from app.core.service import Inference, InferenceCore, Output
 from app.http.access import count_images
-from app.http.dependencies import CoreDep, RegistryDep
-from app.http.foreign import VERSIONED, VersionedModel
+from app.http.dependencies import RegistryDep
+from app.http.foreign import NAMED, VERSIONED, VersionedModel, model_in_path
 from app.http.openapi import FOREIGN_ERRORS
 from app.pipeline.bodies import json_instances
 from app.pipeline.uploads import job_of
@@ -225,15 +225,19 @@ def _documented(model: type[BaseModel]) -> dict[str, Any]:
 
 
 @router.post(
-    "/models/{name:segment}:predict", summary="Predict", openapi_extra=_documented(PredictRequest)
+    "/models/{name:segment}:predict",
+    summary="Predict",
+    openapi_extra=_documented(PredictRequest),
+    dependencies=NAMED,
 )
 @router.post(
     "/models/{name:segment}/versions/{version:segment}:predict",
     summary="Predict with a version",
     openapi_extra=_documented(PredictRequest),
-    dependencies=VERSIONED,
+    dependencies=[*NAMED, *VERSIONED],
 )
-async def predict(model: VersionedModel, request: Request, core: CoreDep) -> Response:
+async def predict(request: Request) -> Response:
+    model, core = model_in_path(request), request.app.state.core
     body = _body(PredictRequest, await request.body())
     return await _predict(model, body, request, core)
 
@@ -242,13 +246,19 @@ async def predict(model: VersionedModel, request: Request, core: CoreDep) -> Res
     "/models/{name:segment}:classify",
     summary="Classify",
     openapi_extra=_documented(ClassifyRequest),
+    dependencies=NAMED,
 )
 @router.post(
     "/models/{name:segment}/versions/{version:segment}:classify",
     summary="Classify with a version",
     openapi_extra=_documented(ClassifyRequest),
-    dependencies=VERSIONED,
+    dependencies=[*NAMED, *VERSIONED],
 )
-async def classify(model: VersionedModel, request: Request, core: CoreDep) -> Response:
+async def classify(request: Request) -> Response:
+    model, core = model_in_path(request), request.app.state.core
     body = _body(ClassifyRequest, await request.body())
     return await _classify(model, body, request, core)
+
+
+DIRECT = (predict, classify)
+"""The endpoints app/http/direct.py serves past FastAPI's request machinery."""
