@@ -43,7 +43,7 @@ PARTS = {
     "reading + parsing the upload": "read_sources",
     "decoding the images": "decode_all",
     "runner hand-off (deadline, batcher or inline call)": "within_deadline",
-    "building + serialising the response schema": "classify_response",
+    "building + serialising the response": "classify_json",
     "FastAPI serialising a returned schema": "serialize_response",
     "access line (logging call on the loop)": "Logger.info",
     "uvicorn writing the response": "RequestResponseCycle.send",

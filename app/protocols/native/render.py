@@ -16,14 +16,11 @@ from app.contract.similarity import Neighbours
 from app.core.jobs import Model
 from app.core.service import Inference
 from app.protocols.native.schemas import (
-    ClassifyResponse,
-    ClassScore,
     Limits,
     ModelInfo,
     ModelRef,
     Neighbour,
     OodVerdict,
-    Prediction,
     Reconstruction,
     ReconstructResponse,
     SimilarResponse,
@@ -51,34 +48,48 @@ def framed_pngs(images: np.ndarray) -> list[str]:
     return [_base64_png(image) for image in images]
 
 
-def classify_response(
+def classify_json(
     inference: Inference,
     top_k: int | None,
     ood_threshold: float | None,
     framed: list[str] | None = None,
-) -> ClassifyResponse:
+) -> bytes:
+    """A `ClassifyResponse` as JSON bytes, written by orjson from plain dicts in the schema's
+    field order: building a pydantic model per prediction and serialising it was the largest
+    part of rendering on the event loop (docs/benchmarks.md, "Direct routes"). The schema
+    still documents the answer, and the tests validate answers against it."""
     model = inference.model
     names = model.manifest.class_names
-    probabilities = inference.probabilities
     verdicts = ood_verdicts(inference, ood_threshold)
     predictions = []
-    for row, verdict in zip(probabilities.astype(float), verdicts, strict=True):
+    for row, verdict in zip(inference.probabilities.astype(float), verdicts, strict=True):
         best = int(row.argmax())
         top = None
         if top_k:
             order = np.argsort(-row, kind="stable")[:top_k]
-            top = [ClassScore(label=int(i), class_name=names[i], confidence=row[i]) for i in order]
+            top = [
+                {"label": int(i), "class_name": names[i], "confidence": float(row[i])}
+                for i in order
+            ]
         predictions.append(
-            Prediction(
-                label=best,
-                class_name=names[best],
-                confidence=row[best],
-                probabilities=row.tolist(),
-                top_k=top,
-                **verdict.model_dump(),
-            )
+            {
+                "ood_score": verdict.ood_score,
+                "in_distribution": verdict.in_distribution,
+                "label": best,
+                "class_name": names[best],
+                "confidence": float(row[best]),
+                "probabilities": row.tolist(),
+                "top_k": top,
+            }
         )
-    return ClassifyResponse(model=model_ref(model), predictions=predictions, framed=framed)
+    body: dict[str, Any] = {"model": _ref(model), "predictions": predictions}
+    if framed is not None:
+        body["framed"] = framed
+    return orjson.dumps(body)
+
+
+def _ref(model: Model) -> dict[str, Any]:
+    return {"name": model.name, "version": model.version}
 
 
 def embed_json(model: Model, encoded: Encoded, framed: list[str] | None = None) -> bytes:

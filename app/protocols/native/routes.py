@@ -150,8 +150,9 @@ async def classify(request: Request) -> Response:
     batch = await image_batch(request, query)
     inference = await batch.run(Output.PROBABILITIES, Output.OOD_SCORE)
     framed = _framed(query, inference)
-    build = results.classify_response
-    return await _json(inference, build, query.top_k, query.ood_threshold, framed)
+    answer = (inference, query.top_k, query.ood_threshold, framed)
+    body = await _build(inference.count, results.classify_json, *answer)
+    return Response(body, media_type=JSON, headers=inference.metadata)
 
 
 @router.post(
