@@ -3,6 +3,7 @@
     git archive <ref> | tar -x -C /tmp/before      # the checkout to compare against
     .venv/bin/python bench/ab.py --before /tmp/before [--rounds 3] [--duration 8]
     .venv/bin/python bench/ab.py --before-env LATENTSERVE_INFERENCE_THREADS=0   # a setting
+    .venv/bin/python bench/ab.py --workers 1 2          # this checkout, 1 worker against 2
     .venv/bin/python bench/ab.py --app bench.floor:app_from_env \
         --before-env LATENTSERVE_LOG_LEVEL=warning     # the access line's cost on the floor
 
@@ -49,6 +50,14 @@ def main() -> int:
         metavar="NAME=VALUE",
         help="setting for the 'before' server only (e.g. LATENTSERVE_INFERENCE_THREADS=0)",
     )
+    parser.add_argument(
+        "--workers",
+        type=int,
+        nargs=2,
+        default=(1, 1),
+        metavar=("BEFORE", "AFTER"),
+        help="uvicorn workers of each side (e.g. --before . --workers 1 2: scaling)",
+    )
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--duration", type=int, default=8, help="seconds per wrk run")
     parser.add_argument("--model", default="fashion-mnist")
@@ -75,10 +84,13 @@ def main() -> int:
     runs: dict[tuple[str, str, int], list[dict[str, Any]]] = {}
     for round_ in range(args.rounds):
         before_env = {**env, **dict(item.split("=", 1) for item in args.before_env)}
-        sides = (("before", args.before.resolve(), before_env), ("after", ROOT, env))
-        for label, root, side_env in sides:
+        sides = (
+            ("before", args.before.resolve(), before_env, args.workers[0]),
+            ("after", ROOT, env, args.workers[1]),
+        )
+        for label, root, side_env, workers in sides:
             log = args.out / "logs" / f"ab-{label}.log"
-            with Server.uvicorn(args.app, side_env, True, log, root=root) as server:
+            with Server.uvicorn(args.app, side_env, True, log, workers, root) as server:
                 for name, script, conns in rows:
                     cpu = server.cpu_seconds()
                     result = run_wrk(
@@ -92,7 +104,7 @@ def main() -> int:
     lines = [
         f"Machine: {machine()}; {args.rounds} rounds, {args.duration} s per wrk run, "
         f"model `{args.model}`, `{args.app}`; before = `{args.before}` "
-        f"{' '.join(args.before_env)}. "
+        f"{' '.join(args.before_env)}; workers before/after {args.workers[0]}/{args.workers[1]}. "
         "Medians over the rounds; CPU is the "
         "server process's user + system time per request, every thread.",
         "",
