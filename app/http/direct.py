@@ -11,7 +11,7 @@ from the routes, and any request this does not take (another method, another pat
 down FastAPI's stack as before.
 
 A direct endpoint takes only the Request and returns a Response: it reads its query and
-path itself (`app.http.dependencies.parse_query`, `app.http.foreign.versioned_model`), so
+path itself (`app.http.dependencies.parse_query`, `app.http.foreign.model_in_path`), so
 FastAPI and this lane run the same code. The only route dependencies allowed are those
 this lane is told are documentation only: declarations of path parameters the endpoint
 validates itself.

@@ -51,6 +51,8 @@ def test_a_500_carries_the_request_id_the_error_shape_and_an_access_line(
     settings: Settings, caplog: pytest.LogCaptureFixture
 ) -> None:
     app = create_app(settings, runner=RaisingRunner(RuntimeError("bug in the runner")))  # type: ignore[arg-type]
+    pixels = {"name": "pixels", "shape": [1, 28, 28], "datatype": "UINT8"}
+    v2_body = {"inputs": [{**pixels, "data": digit_like(2).ravel().tolist()}]}
     with (
         serve(app) as url,
         httpx.Client(base_url=url, timeout=30) as client,
@@ -62,6 +64,12 @@ def test_a_500_carries_the_request_id_the_error_shape_and_an_access_line(
             json={"instances": [digit_like(1).tolist()]},
             headers={"x-request-id": "req-500"},
         )
+        plain = client.post("/v2/models/mnist/infer", json=v2_body)
+    assert plain.status_code == 500
+    assert plain.json() == {"error": "internal error"}  # in V2's own error shape
+    logged = [r for r in caplog.records if r.name == "app.http.errors"]
+    assert len(logged) == 2  # each with its traceback
+    assert all(r.exc_info and "bug in the runner" in str(r.exc_info[1]) for r in logged)
     assert response.status_code == 500
     assert response.headers["x-request-id"] == "req-500"
     assert response.json() == {"error": {"type": "internal_error", "message": "internal error"}}

@@ -4,7 +4,6 @@ request machinery, with the same keys, errors, CORS and access lines, through a 
 from __future__ import annotations
 
 import base64
-import logging
 from collections.abc import Iterator
 from typing import Any
 
@@ -18,7 +17,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from app.http.direct import DirectRoutes
 from app.main import create_app
 from app.settings import Settings
-from tests.app.conftest import RaisingRunner, digit_like, png_bytes, serve, wait_ready
+from tests.app.conftest import digit_like, png_bytes, serve, wait_ready
 
 PNG = png_bytes(digit_like(3))
 INSTANCES = {"instances": [digit_like(1).tolist()]}
@@ -105,23 +104,6 @@ def test_errors_keep_their_protocols_shapes(client: httpx.Client) -> None:
     bad_version = client.post("/v1/models/mnist/versions/x:predict", json=TF_PREDICT)
     assert bad_version.status_code == 400
     assert "path.version" in bad_version.json()["error"]
-
-
-def test_an_unexpected_error_is_a_500_logged_with_its_traceback(
-    settings: Settings, caplog: pytest.LogCaptureFixture
-) -> None:
-    app = create_app(settings, runner=RaisingRunner(RuntimeError("bug in the runner")))  # type: ignore[arg-type]
-    with (
-        serve(app) as url,
-        httpx.Client(base_url=url, timeout=30) as client,
-        caplog.at_level(logging.ERROR, logger="app.http.errors"),
-    ):
-        wait_ready(client)
-        response = client.post("/v2/models/mnist/infer", json=V2_BODY)
-    assert response.status_code == 500
-    assert response.json() == {"error": "internal error"}
-    (record,) = [r for r in caplog.records if r.name == "app.http.errors"]
-    assert record.exc_info is not None and "bug in the runner" in str(record.exc_info[1])
 
 
 async def _takes_more(request: Request, extra: int) -> Response:
