@@ -51,14 +51,15 @@ train-all: datasets
 # plain FastAPI route; each in its own virtualenv under bench/out/peers, made from PyPI on the
 # first run), then what embedding consumers get (bulk embedding, similarity search, memory per
 # version), start-up time against `import tensorflow` and memory per start-up step, gRPC beside
-# REST (h2load) and what each embedding encoding keeps. Needs wrk and h2load; loopback only;
-# ~45 minutes (plus ~5 for the first run's virtualenvs).
+# REST (h2load) with each transport's own ceiling, and what each embedding encoding keeps.
+# Needs wrk and h2load; loopback only; ~50 minutes (plus ~5 for the first run's virtualenvs).
 bench: install
 	command -v wrk >/dev/null || apt-get install -y -qq wrk
 	command -v h2load >/dev/null || apt-get install -y -qq nghttp2-client
 	$(BIN)/python bench/run.py
 	$(BIN)/python bench/consumers.py
 	$(BIN)/python bench/transports.py
+	$(BIN)/python bench/grpc_bare.py
 	$(BIN)/python bench/encodings.py
 	$(BIN)/python bench/startup.py
 	$(BIN)/python bench/memory.py
