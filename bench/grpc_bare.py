@@ -14,13 +14,16 @@ no bookkeeping:
 h2load drives each at 32 connections (HTTP/2 for gRPC, HTTP/1.1 for REST, as bench/transports.py
 does), rounds interleaved, each server started fresh. Printed: the median req/s (range) and
 the server's CPU cores while loaded. The gRPC servers are checked: each counts the calls it
-answered, and that count must equal h2load's done requests.
+answered (warm-up included), and that count must be at least h2load's done requests, since
+h2load reads HTTP/2 statuses only and a gRPC error is a 200 with a grpc-status trailer.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import shutil
+import signal
 import socket
 import statistics
 import sys
@@ -45,9 +48,10 @@ from app.protocols.oip.proto.inference_pb2_grpc import (
     add_GRPCInferenceServiceServicer_to_server,
 )
 from bench.bare import _answer, _body, lifespan
+from bench.harness import Server
 
 THREADS = 8
-"""The synchronous server's pool (grpcio's examples use 10; more only adds GIL contention)."""
+"""The synchronous server's pool: more threads than cores, fewer than connections."""
 CONNECTIONS = 32
 ANSWER = pb.ModelInferResponse(
     model_name="fashion-mnist",
@@ -93,8 +97,6 @@ class HandedToLoop(Fixed):
 
 
 def _report_on_exit(servicer: Fixed, out: Path) -> None:
-    import signal
-
     def write(*_: object) -> None:
         out.write_text(str(servicer.answered))
         sys.exit(0)
@@ -108,11 +110,8 @@ async def serve_aio(port: int, out: Path) -> None:
     add_GRPCInferenceServiceServicer_to_server(servicer, server)
     server.add_insecure_port(f"127.0.0.1:{port}")
     await server.start()
-    loop = asyncio.get_running_loop()
-    import signal
-
     stopped = asyncio.Event()
-    loop.add_signal_handler(signal.SIGTERM, stopped.set)
+    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stopped.set)
     await stopped.wait()
     out.write_text(str(servicer.answered))
 
@@ -138,19 +137,24 @@ async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
     await _answer(send, REST_ANSWER)
 
 
-def _wait_for_port(port: int, deadline_s: float = 30.0) -> None:
-    deadline = time.monotonic() + deadline_s
-    while time.monotonic() < deadline:
-        with socket.socket() as probe:
-            if probe.connect_ex(("127.0.0.1", port)) == 0:
-                return
-        time.sleep(0.1)
-    raise RuntimeError(f"nothing listens on port {port}")
+class PortServer(Server):
+    """A harness Server that is ready once its port accepts connections (gRPC has no HTTP
+    readiness path)."""
+
+    def _wait_ready(self, ready_path: str, in_a_row_needed: int, log: Path) -> None:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            with socket.socket() as probe:
+                if probe.connect_ex(("127.0.0.1", self.port)) == 0:
+                    return
+            time.sleep(0.1)
+        raise RuntimeError(f"nothing listens on port {self.port}; see {log}")
 
 
 def main() -> int:
-    from harness import ROOT, Server, sample_pngs, uvicorn_command
     from transports import grpc_body, h2load, v2_rest_body
+
+    from bench.harness import ROOT, sample_pngs, uvicorn_command
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=3)
@@ -166,13 +170,9 @@ def main() -> int:
         serve_sync(args.port, args.count, Fixed() if args.serve == "sync" else HandedToLoop())
         return 0
 
-    class GrpcServer(Server):
-        def _wait_ready(self, ready_path: str, in_a_row_needed: int, log: Path) -> None:
-            _wait_for_port(self.port)
-
     logs = ROOT / "bench" / "out" / "logs"
     png = sample_pngs("fashion-mnist", 1)
-    scratch = Path(tempfile.mkdtemp())
+    scratch = Path(tempfile.mkdtemp())  # removed at the end
     grpc_file, rest_file = scratch / "grpc", scratch / "rest"
     grpc_file.write_bytes(grpc_body(png))
     rest, head = v2_rest_body(png)
@@ -191,14 +191,14 @@ def main() -> int:
             count.unlink(missing_ok=True)
             if name in kinds:
                 cmd = [sys.executable, __file__, "--serve", kinds[name], "--count", str(count)]
-                server: Server = GrpcServer(cmd, {}, "", log)
+                server = PortServer(cmd, {}, "", log)
                 url, body, headers, h1 = (
                     f"http://127.0.0.1:{server.port}/inference.GRPCInferenceService/ModelInfer",
                     grpc_file, grpc_headers, False,
                 )  # fmt: skip
             else:
                 cmd = uvicorn_command("bench.grpc_bare:app", False)
-                server = GrpcServer(cmd, {}, "", log)
+                server = PortServer(cmd, {}, "", log)
                 url, body, headers, h1 = (
                     f"{server.url}/v2/models/m/infer", rest_file, rest_headers, True,
                 )  # fmt: skip
@@ -213,6 +213,7 @@ def main() -> int:
             assert measured["errors"] == 0, measured
             rates[name].append(measured["req_s"])
             print(f"{name}: {measured['req_s']:.0f} req/s, {cores[name][-1]:.2f} cores")
+    shutil.rmtree(scratch)
     base = statistics.median(rates["uvicorn ASGI"])
     print("| server | c=32 req/s, median (range) | × uvicorn ASGI | server cores |")
     print("| --- | ---: | ---: | ---: |")
