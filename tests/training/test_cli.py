@@ -8,7 +8,8 @@ import pytest
 
 from training.cli import build_parser, main
 from training.commands.common import output_paths
-from training.commands.train import DEFAULTS, FEW_LABELS, QUICK, train_config
+from training.commands.small_data import folder_config
+from training.commands.train import DEFAULTS, FEW_LABELS, FOLDER, QUICK, train_config
 
 
 def parse(*argv: str):  # type: ignore[no-untyped-def]
@@ -38,6 +39,30 @@ def test_defaults_are_per_dataset_and_flags_override_them() -> None:
     assert mirrored.graph_mirror and mirrored.propagate
     plain = train_config(parse("train", "--dataset", "fashion-mnist", "--no-propagate"))
     assert not plain.propagate
+
+
+def test_small_data_trains_the_defaults_unless_an_experiment_overrides_them() -> None:
+    assert folder_config(parse("small-data")) == FOLDER
+    tried = folder_config(
+        parse(
+            "small-data",
+            "--encoder-steps",
+            "3000",
+            "--autoencoder-steps",
+            "2500",
+            "--graph",
+            "latent+pixels",
+            "--objective",
+            "autoencoder",
+        )
+    )
+    assert (tried.encoder_steps, tried.autoencoder_steps, tried.graph, tried.objective) == (
+        3000,
+        2500,
+        "latent+pixels",
+        "autoencoder",
+    )
+    assert tried.head_steps == FOLDER.head_steps
 
 
 def test_a_head_on_an_existing_encoder_takes_its_configuration() -> None:
