@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 from dataclasses import replace
 from pathlib import Path
-from typing import get_args
+from typing import Any, get_args
 
 from app.contract.repository import read_manifest
 from training.datasets import CLASS_NAMES, DEFAULT_CACHE_DIR, MIRROR_INVARIANT, Dataset
@@ -116,6 +116,11 @@ def mirror(args: argparse.Namespace) -> bool:
 
 def config_from_manifest(version_dir: Path) -> TrainConfig:
     return TrainConfig.from_dict(read_manifest(version_dir).training)
+
+
+def overridden(config: TrainConfig, overrides: dict[str, Any]) -> TrainConfig:
+    """`config` with each override the command line gave (None: not given, keep the preset's)."""
+    return replace(config, **{k: v for k, v in overrides.items() if v is not None})
 
 
 def with_head(config: TrainConfig, head: HeadKind | None) -> TrainConfig:

@@ -4,12 +4,11 @@ of labelling the suggested images; the table in docs/training.md."""
 from __future__ import annotations
 
 import argparse
-from dataclasses import replace
 from pathlib import Path
 from typing import get_args
 
 from training.commands import Command
-from training.commands.common import DEFAULT_REPORT, DEFAULT_RESULTS
+from training.commands.common import DEFAULT_REPORT, DEFAULT_RESULTS, overridden
 from training.datasets import DEFAULT_CACHE_DIR
 from training.train import GraphSetting, Objective, TrainConfig
 
@@ -52,13 +51,15 @@ def folder_config(args: argparse.Namespace) -> TrainConfig:
     """train's defaults for a folder, with the experiment's overrides."""
     from training.commands.train import FOLDER
 
-    overrides = {
-        "objective": args.objective,
-        "encoder_steps": args.encoder_steps,
-        "autoencoder_steps": args.autoencoder_steps,
-        "graph": args.graph,
-    }
-    return replace(FOLDER, **{k: v for k, v in overrides.items() if v is not None})
+    return overridden(
+        FOLDER,
+        {
+            "objective": args.objective,
+            "encoder_steps": args.encoder_steps,
+            "autoencoder_steps": args.autoencoder_steps,
+            "graph": args.graph,
+        },
+    )
 
 
 def run(args: argparse.Namespace) -> int:

@@ -19,6 +19,7 @@ from training.commands.common import (
     mirror,
     mirror_argument,
     output_paths,
+    overridden,
     with_head,
 )
 from training.datasets import MIRROR_INVARIANT
@@ -173,7 +174,7 @@ def train_config(args: argparse.Namespace) -> TrainConfig:
         "max_train_images": args.max_train_images,
         "seed": args.seed,
     }
-    config = replace(base, **{k: v for k, v in overrides.items() if v is not None})
+    config = overridden(base, overrides)
     if args.input_mask is not None:
         config = replace(config, model=replace(config.model, input_mask=args.input_mask))
     return with_head(config, args.head)
