@@ -34,6 +34,7 @@ from app.http.limits import BodyLimitMiddleware
 from app.http.metrics import Metrics
 from app.http.openapi import openapi_with_bodies
 from app.logs import configure_logging
+from app.models.loaded import limit_blas_threads
 from app.models.registry import Loader, ModelRegistry
 from app.pipeline.runner import make_runner
 from app.pipeline.supervision import Supervised
@@ -42,7 +43,7 @@ from app.protocols.native.metadata import public_router
 from app.protocols.native.metadata import router as metadata_router
 from app.protocols.oip import routes as oip
 from app.protocols.tfserving import routes as tfserving
-from app.settings import Settings
+from app.settings import Runtime, Settings
 
 logger = logging.getLogger(__name__)
 
@@ -64,17 +65,27 @@ async def _load_in_background(app: FastAPI) -> None:
 
 
 @dataclass(frozen=True)
-class TensorFlowLoader:
-    """The default loader: SavedModels through TensorFlow (app.models.inference), similarity
-    graphs through the settings' graph cache."""
+class RuntimeLoader:
+    """The default loader: a version through LiteRT (app.models.litert) when it has LiteRT
+    graphs and `runtime` allows, through TensorFlow (app.models.inference, imported only then)
+    otherwise; similarity graphs through the settings' graph cache."""
 
+    runtime: Runtime
+    threads: int
     graph_cache: Path
 
     def __call__(self, path: Path, manifest: Manifest) -> Model:
         from app.contract.similarity import GraphCache
-        from app.models.inference import load_version
 
-        return load_version(path, manifest, GraphCache(self.graph_cache))
+        cache = GraphCache(self.graph_cache)
+        if self.runtime == "litert" or (self.runtime == "auto" and manifest.litert):
+            from app.models.litert import load_litert_version
+
+            return load_litert_version(path, manifest, cache, self.threads)
+        from app.models.inference import configure_threads, load_version
+
+        configure_threads(self.threads)  # before TensorFlow's first op; once is enough
+        return load_version(path, manifest, cache)
 
 
 async def _start_grpc(app: FastAPI) -> Any:
@@ -92,10 +103,8 @@ async def _start_grpc(app: FastAPI) -> Any:
 @asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     settings: Settings = app.state.settings
-    if isinstance(app.state.loader, TensorFlowLoader):
-        from app.models.inference import configure_threads
-
-        configure_threads(settings.inference_threads)  # before TensorFlow's first op
+    if isinstance(app.state.loader, RuntimeLoader):
+        limit_blas_threads(settings.inference_threads)
     app.state.registry.plan()  # manifests and checksums: fails start-up right away
     loading = asyncio.create_task(_load_in_background(app))
     watcher = Supervised(
@@ -168,7 +177,9 @@ def create_app(
     app.state.metrics = Metrics()
     app.state.runner = runner or make_runner(settings, app.state.metrics)
     app.state.core = InferenceCore(settings, app.state.runner)
-    app.state.loader = loader or TensorFlowLoader(settings.graph_cache)
+    app.state.loader = loader or RuntimeLoader(
+        settings.runtime, settings.inference_threads, settings.graph_cache
+    )
     app.state.registry = ModelRegistry(
         settings, app.state.loader, on_retire=app.state.runner.retire
     )

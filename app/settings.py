@@ -11,6 +11,7 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from app.models.versions import VersionPolicy
 
 LogLevel = Literal["critical", "error", "warning", "info", "debug"]
+Runtime = Literal["auto", "litert", "tensorflow"]
 
 
 def _split_names(value: object) -> object:
@@ -63,12 +64,17 @@ class Settings(BaseSettings):
     """Deadline for a request's model work, time in the batch queue included (then 504)."""
     reload_interval_s: float = Field(default=10.0, ge=0)
     """How often to look for a new model version to load, check, warm and swap in; 0 = never."""
+    runtime: Runtime = "auto"
+    """What runs the models: `litert` (TensorFlow Lite flatbuffers exported beside the
+    SavedModels; no TensorFlow in the worker: a fifth of the memory, ready in about a second),
+    `tensorflow` (the SavedModels themselves), or `auto`: LiteRT for every version exported
+    with LiteRT graphs, TensorFlow for the others (docs/operations.md)."""
     inference_threads: int = Field(default=1, ge=0)
-    """TensorFlow intra-op threads, and NumPy BLAS threads, per worker; 0 lets each library
-    decide (one per core). One by default: their idle pool threads spin on cores the event loop
-    and other workers need; one thread each served 1.28x the single-connection requests and
-    1.35x the 256-image requests, at half the CPU per request (docs/benchmarks.md,
-    `bench/ab.py --before-env LATENTSERVE_INFERENCE_THREADS=0`)."""
+    """LiteRT's or TensorFlow's intra-op threads, and NumPy BLAS threads, per worker; 0 lets
+    each library decide (one per core). One by default: their idle pool threads spin on cores
+    the event loop and other workers need; with TensorFlow, one thread each served 1.28x the
+    single-connection requests and 1.35x the 256-image requests, at half the CPU per request
+    (docs/benchmarks.md, `bench/ab.py --before-env LATENTSERVE_INFERENCE_THREADS=0`)."""
     host: str = "127.0.0.1"
     """Address uvicorn binds to (0.0.0.0 in the container)."""
     port: int = Field(default=8000, ge=1, le=65535)

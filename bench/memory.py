@@ -1,6 +1,7 @@
 """Where a worker's memory goes: RSS after each step of what the service does at start-up.
 
     .venv/bin/python bench/memory.py [--models fashion-mnist,mnist,fashion-mnist-10]
+        [--runtime tensorflow|litert]
 
 One fresh process, the steps the service takes in its order: Python with the app's modules (no
 TensorFlow), TensorFlow imported by app.models.inference (which keeps Keras out), then for each
@@ -10,7 +11,10 @@ out-of-distribution calibration and the warm-up calls, then one 128-image
 call per operation (the batcher's largest) and finally glibc's `malloc_trim(0)`, which hands back
 what the allocator holds but no object uses. VmRSS is split into anonymous memory (heap, arenas,
 tensors) and file-backed pages (the shared libraries' code and data actually touched); VmHWM is the
-peak. Prints a markdown table (copied into docs/benchmarks.md)."""
+peak. Prints a markdown table (copied into docs/benchmarks.md). With `--runtime litert` the
+steps are LiteRT's (app.models.litert), as the service takes them for a version exported with
+LiteRT graphs: the interpreter imported, each version's four operation graphs opened, the same
+index and calibration, the warm-up calls, the same 128-image calls."""
 
 from __future__ import annotations
 
@@ -45,11 +49,61 @@ def step(name: str) -> None:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--models", default="fashion-mnist,mnist,fashion-mnist-10")
+    parser.add_argument("--runtime", choices=("tensorflow", "litert"), default="tensorflow")
     args = parser.parse_args()
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     import app.main  # noqa: F401  (FastAPI, pydantic, Pillow, usearch: everything but TF)
 
     step("Python + the app's modules (no TensorFlow)")
+    if args.runtime == "litert":
+        litert_steps(args.models.split(","))
+    else:
+        tensorflow_steps(args.models.split(","))
+    ctypes.CDLL("libc.so.6").malloc_trim(0)
+    step("after malloc_trim(0)")
+    print()
+    print("| step | RSS MB | anonymous | file-backed | peak (VmHWM) |")
+    print("| --- | --- | --- | --- | --- |")
+    for name, s in ROWS:
+        print(f"| {name} | {s['VmRSS']:.0f} | {s['RssAnon']:.0f} | {s['RssFile']:.0f} | "
+              f"{s['VmHWM']:.0f} |")  # fmt: skip
+    return 0
+
+
+def litert_steps(names: list[str]) -> None:
+    from ai_edge_litert.interpreter import Interpreter  # noqa: F401  (the import, measured)
+
+    step("import the LiteRT interpreter (ai_edge_litert)")
+    from app.contract.repository import OPERATION_HEADS, latest_version
+    from app.contract.similarity import GraphCache
+    from app.models.litert import Graph, LiteRTVersion
+    from app.models.loaded import Extras, warm_up
+    from app.settings import Settings
+
+    cache = GraphCache(Settings().graph_cache)
+    loaded = []
+    for name in names:
+        path, manifest = latest_version(ROOT / "models", name)
+        assert manifest.litert is not None, f"{path}: no LiteRT graphs"
+        spec = manifest.litert
+        graphs = {
+            op: Graph.open(path / spec.files[op], spec.outputs[op], 1) for op in OPERATION_HEADS
+        }
+        step(f"{name}: four LiteRT graphs opened")
+        extras = Extras.load(path, manifest, cache)
+        step(f"{name}: similarity index, ood and embedding calibration")
+        model = LiteRTVersion(manifest, path, graphs, extras.index, extras.ood, extras.space)
+        warm_up(model, path, "LiteRT")
+        step(f"{name}: warm-up calls")
+        loaded.append(model)
+    batch = np.zeros((128, 28, 28), np.uint8)
+    for model in loaded:
+        for operation in ("classify", "reconstruct", "full"):
+            model.run(operation, batch)
+    step("128-image calls, every operation of every version")
+
+
+def tensorflow_steps(names: list[str]) -> None:
     from app.contract.ood import OodScorer
     from app.contract.repository import PARTS, latest_version
     from app.contract.similarity import GraphCache, SimilarityIndex
@@ -62,7 +116,7 @@ def main() -> int:
     # app.models.graphs models`), as it is in the Docker image.
     cache = GraphCache(Settings().graph_cache)
     loaded = []
-    for name in args.models.split(","):
+    for name in names:
         path, manifest = latest_version(ROOT / "models", name)
         modules = {part: tf.saved_model.load(str(path / part)) for part in PARTS}
         step(f"{name}: three SavedModels loaded")
@@ -87,15 +141,6 @@ def main() -> int:
         for operation in ("classify", "reconstruct", "full"):
             composed[operation](batch)
     step("128-image calls, every operation of every version")
-    ctypes.CDLL("libc.so.6").malloc_trim(0)
-    step("after malloc_trim(0)")
-    print()
-    print("| step | RSS MB | anonymous | file-backed | peak (VmHWM) |")
-    print("| --- | --- | --- | --- | --- |")
-    for name, s in ROWS:
-        print(f"| {name} | {s['VmRSS']:.0f} | {s['RssAnon']:.0f} | {s['RssFile']:.0f} | "
-              f"{s['VmHWM']:.0f} |")  # fmt: skip
-    return 0
 
 
 if __name__ == "__main__":

@@ -168,7 +168,8 @@ def throughput_table(results: dict[str, Any]) -> list[str]:
     return [
         *lines,
         "",
-        f"In-process encoder + head (no HTTP): {inproc['batch_512_images_s']:.0f} "
+        f"In-process encoder + head (no HTTP, {inproc.get('runtime', 'ModelVersion')}): "
+        f"{inproc['batch_512_images_s']:.0f} "
         f"images/s at batch 512, {inproc['batch_1_images_s']:.0f} images/s one image "
         "per call.",
         "",

@@ -45,20 +45,24 @@ from report import markdown
 HELLO, APP, FLOOR = "bench.hello:app", "app.main:app_from_env", "bench.floor:app_from_env"
 
 
-def in_process(model_name: str, seconds: float) -> dict[str, float]:
-    """Encoder + head images/s without HTTP, through the same composed graph call the service
-    makes (`ModelVersion.classify`): batch 512, and one image per call."""
+def in_process(model_name: str, seconds: float) -> dict[str, Any]:
+    """Encoder + head images/s without HTTP, through the same graph call the service makes
+    (`Model.run("classify", ...)`, loaded by the service's default loader, so in the same
+    runtime): batch 512, and one image per call."""
     from app.contract.repository import latest_version
-    from app.models.inference import load_version
+    from app.main import RuntimeLoader
+    from app.settings import Settings
 
-    model = load_version(*latest_version(ROOT / "models", model_name))
-    result = {}
+    settings = Settings(model_repository=ROOT / "models")
+    loader = RuntimeLoader(settings.runtime, settings.inference_threads, settings.graph_cache)
+    model = loader(*latest_version(ROOT / "models", model_name))
+    result: dict[str, Any] = {"runtime": type(model).__name__}
     for batch in (512, 1):
         images = np.zeros((batch, 28, 28), dtype=np.uint8)
-        model.classify(images)
+        model.run("classify", images)
         done, start = 0, time.perf_counter()
         while time.perf_counter() - start < seconds:
-            model.classify(images)
+            model.run("classify", images)
             done += batch
         result[f"batch_{batch}_images_s"] = done / (time.perf_counter() - start)
     return result

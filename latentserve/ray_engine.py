@@ -38,12 +38,19 @@ class EmbedBatch:
     def __init__(self, version_dir: str) -> None:
         from app.contract.images import ImageOptions
         from app.contract.repository import verified_manifest
-        from app.models.inference import load_encoder
         from app.settings import Settings
 
         path = Path(version_dir)
         manifest = verified_manifest(path)
-        self.encode = load_encoder(path, manifest)
+        # The runtime the service's default (`auto`) picks, so the vectors are /embed's.
+        if manifest.litert is not None:
+            from app.models.litert import load_litert_encoder
+
+            self.encode = load_litert_encoder(path, manifest)
+        else:
+            from app.models.inference import load_encoder
+
+            self.encode = load_encoder(path, manifest)
         default_pixels = Settings.model_fields["max_image_pixels"].default
         self.options = ImageOptions.for_input(manifest.input, default_pixels)
         self.dim = manifest.latent_dim

@@ -16,6 +16,7 @@ SHIPPED = ("fashion-mnist", "mnist", "fashion-mnist-10")
 FEW_LABELS = "fashion-mnist-10"  # a head trained on 10 labels per class, on fashion-mnist's encoder
 MIN_TEST_IMAGES = 1000
 TOLERANCE = 0.01  # one accuracy point
+MAX_VERSION_BYTES = 13 * 1024 * 1024
 
 
 def test_both_datasets_are_shipped() -> None:
@@ -31,7 +32,9 @@ def test_shipped_model_loads_answers_and_is_small(name: str) -> None:
     probabilities = model.classify_latents(latents)
     np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, atol=1e-5)
     size = sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
-    assert size < 8 * 1024 * 1024, f"{path} is {size / 1e6:.1f} MB"
+    # 8 MiB until the LiteRT graphs (app/models/litert.py) joined the SavedModels: 3.6 MB of
+    # them in fashion-mnist-10, whose head is the largest part.
+    assert size < MAX_VERSION_BYTES, f"{path} is {size / 1e6:.1f} MB"
 
 
 @pytest.mark.parametrize("name", SHIPPED)

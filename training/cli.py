@@ -12,6 +12,7 @@ Commands (one module each under training/commands/; this list is checked against
     index              build (or rebuild) the similarity index of an exported version
     calibrate          (re)calibrate the out-of-distribution score of an exported version
     embedding-space    fit the embedding calibration (int8, binary, dimensions) of a version
+    litert             convert a version's graphs to LiteRT (served without TensorFlow)
     report             regenerate docs/training.md from the results
 """
 
@@ -27,6 +28,7 @@ from training.commands import (
     embedding_space,
     index,
     label_curve,
+    litert,
     prepare,
     propagation_study,
     report,
@@ -48,6 +50,7 @@ COMMANDS: tuple[Command, ...] = (
     index.COMMAND,
     calibrate.COMMAND,
     embedding_space.COMMAND,
+    litert.COMMAND,
     report.COMMAND,
 )
 

@@ -28,6 +28,7 @@ from app.contract.repository import (
 )
 from app.contract.similarity import GRAPH_CACHE_DIR, GraphCache
 from training.index import ReferenceSet, write_index
+from training.litert import write_litert
 from training.ood import Calibration
 
 logger = logging.getLogger(__name__)
@@ -71,8 +72,9 @@ def export_repository(
     calibration: Calibration | None = None,
     copied: dict[str, Path] | None = None,
 ) -> Path:
-    """Write encoder/decoder/classifier (+ the similarity index over `reference` and the ood
-    `calibration`) and the manifest as out/<name>/<version>; return that path.
+    """Write encoder/decoder/classifier, their LiteRT graphs (+ the similarity index over
+    `reference` and the ood `calibration`) and the manifest as out/<name>/<version>; return
+    that path.
 
     `manifest` describes the run (training.pipeline.describe); its version, optional parts,
     checksums and time stamp are filled in here, by the export that writes the files.
@@ -95,9 +97,11 @@ def export_repository(
     if calibration is not None:
         calibration.write(staging)
     space = write_space(staging, reference.latents, reference.source) if reference else None
+    litert = write_litert(staging, manifest)  # the service serves it without TensorFlow
     exported = manifest.model_copy(
         update={
             "embedding": space,
+            "litert": litert,
             "index": write_index(staging, reference, GraphCache(out / GRAPH_CACHE_DIR))
             if reference
             else None,

@@ -1,8 +1,9 @@
 """The optional parts of a version, at export and for versions already exported: the
 similarity index (`python -m training index`), the out-of-distribution calibration
-(`python -m training calibrate`) and the embedding calibration (`python -m training
-embedding-space`). Adding one to an exported version rewrites only that part
-and the manifest: the graphs, and so the version's embeddings, stay what they were."""
+(`python -m training calibrate`), the embedding calibration (`python -m training
+embedding-space`) and the LiteRT graphs (`python -m training litert`). Adding one to an
+exported version rewrites only that part and the manifest: the graphs, and so the version's
+embeddings, stay what they were."""
 
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ from app.contract.repository import (
     MANIFEST,
     EmbeddingSpec,
     IndexSpec,
+    LiteRTSpec,
     Manifest,
     OodSpec,
     read_manifest,
@@ -32,6 +34,7 @@ from training.datasets import (
 )
 from training.export import load_encoder, write_space
 from training.index import ReferenceSet, folder_images, write_index
+from training.litert import write_litert
 from training.ood import Calibration, RunModel, calibrate
 from training.train import PREDICT_BATCH, TrainConfig, embed, split_train_val
 
@@ -178,6 +181,14 @@ def space_existing(version_dir: Path, data_dir: Path | None, cache_dir: Path) ->
     source = f"{dataset.name} training images ({dataset.split})"
     spec = write_space(version_dir, latents, source)
     _rewrite_manifest(version_dir, embedding=spec)
+    return spec
+
+
+def litert_existing(version_dir: Path) -> LiteRTSpec:
+    """`python -m training litert`: a version's LiteRT graphs, converted from its SavedModels
+    (which stay as they are, and so do its embeddings)."""
+    spec = write_litert(version_dir, read_manifest(version_dir))
+    _rewrite_manifest(version_dir, litert=spec)
     return spec
 
 

@@ -159,6 +159,33 @@ class EmbeddingSpec(BaseModel):
     source: str
 
 
+class LiteRTSpec(BaseModel):
+    """The optional LiteRT form of a version (app.models.litert): each operation's graph
+    (`OPERATION_HEADS`: the encoder, then the heads it feeds) converted to a TensorFlow Lite
+    flatbuffer, which the service runs without importing TensorFlow (docs/benchmarks.md,
+    "Serving without TensorFlow")."""
+
+    files: dict[str, str] = Field(description="flatbuffer of each operation, by operation")
+    outputs: dict[str, list[str]] = Field(
+        description="each operation's output names, in the flatbuffer's output order"
+    )
+    max_difference: float = Field(
+        description="largest difference of any float output from the SavedModels', on the "
+        "export's parity images (uint8 pixels may differ by one step where rounding ties)"
+    )
+    converter: str = Field(description="the TensorFlow version whose converter wrote them")
+
+
+OPERATION_HEADS: dict[str, tuple[str, ...]] = {
+    "embed": (),
+    "classify": ("classifier",),
+    "reconstruct": ("decoder",),
+    "full": ("classifier", "decoder"),
+}
+"""Each operation's graph: one encoder pass, its latent handed to these parts (both runtimes
+compose them so; app.core.jobs.OPERATIONS names the same four)."""
+
+
 class Manifest(BaseModel):
     """manifest.json: written by `python -m training train`, read by the service."""
 
@@ -181,6 +208,7 @@ class Manifest(BaseModel):
     index: IndexSpec | None = None
     ood: OodSpec | None = None
     embedding: EmbeddingSpec | None = None
+    litert: LiteRTSpec | None = None
 
     @property
     def input_shape(self) -> tuple[int, ...]:

@@ -16,13 +16,13 @@ from types import ModuleType
 from typing import Any
 
 import numpy as np
-from threadpoolctl import threadpool_limits
 
 from app.core.jobs import NamedByManifest, Operation, Outputs
 from app.contract.embedding import EmbeddingSpace
 from app.contract.ood import OodScorer
 from app.contract.repository import PARTS, Manifest
 from app.contract.similarity import GraphCache, SimilarityIndex
+from app.models.loaded import Extras, handed_on, limit_blas_threads, warm_up
 
 logger = logging.getLogger(__name__)
 KERAS_EAGER_IMPORT = "keras.src.optimizers"
@@ -64,7 +64,7 @@ def configure_threads(intra_op: int) -> None:
     """
     if not intra_op:
         return
-    threadpool_limits(limits=intra_op, user_api="blas")  # stays in force: not a `with`
+    limit_blas_threads(intra_op)
     threading = tf.config.threading
     if threading.get_intra_op_parallelism_threads() == intra_op:
         return
@@ -98,11 +98,7 @@ class ModelVersion(NamedByManifest):
         if operation == "embed":
             return Outputs(latent=self.encode(pixels))
         made = {k: v.numpy() for k, v in self._composed[operation](tf.constant(pixels)).items()}
-        if self.ood is not None:
-            made["ood_score"] = self.ood.score(made["latent"])
-        if operation != "full":
-            del made["latent"]  # the graph makes it; only `full` hands it on
-        return Outputs(**made)
+        return handed_on(operation, made, self.ood)
 
     def _call(self, part: str, value: np.ndarray) -> dict[str, np.ndarray]:
         (input_name,) = self.manifest.signatures[part].inputs
@@ -179,31 +175,14 @@ def load_version(
 ) -> ModelVersion:
     """Load the three SavedModels (already checksum-verified), open or build the similarity
     index if the version has one (its graph from `graph_cache` when it is there), and answer
-    one warm-up call."""
+    one warm-up call per graph."""
     modules = {part: tf.saved_model.load(str(path / part)) for part in PARTS}
     functions = {part: module.signatures["serving_default"] for part, module in modules.items()}
     composed = _compose(functions, manifest.input_shape)
-    index = SimilarityIndex.load(path, manifest.index, graph_cache) if manifest.index else None
-    ood = OodScorer.load(path, manifest.ood) if manifest.ood else None
-    space = EmbeddingSpace.load(path, manifest.embedding) if manifest.embedding else None
+    extras = Extras.load(path, manifest, graph_cache)
+    modules_kept = list(modules.values())
     model = ModelVersion(
-        manifest, path, functions, list(modules.values()), composed, index, ood, space
+        manifest, path, functions, modules_kept, composed, extras.index, extras.ood, extras.space
     )
-    warm = np.zeros((1, *manifest.input_shape), dtype=np.uint8)
-    latents = model.encode(warm)
-    if latents.shape != (1, manifest.latent_dim):
-        raise ValueError(
-            f"{path}: encoder returned shape {latents.shape}, manifest says "
-            f"(1, {manifest.latent_dim})"
-        )
-    model.classify(warm)
-    model.reconstruct(warm)
-    graph = "none" if index is None else "opened from the cache" if index.from_cache else "built"
-    logger.info(
-        "loaded %s version %d from %s (similarity graph: %s)",
-        manifest.name,
-        manifest.version,
-        path,
-        graph,
-    )
+    warm_up(model, path, "TensorFlow")
     return model

@@ -82,10 +82,11 @@ def publish_version(source: Path, model_dir: Path, version: int, corrupt: bool =
 
 
 def without_part(source: Path, model_dir: Path, version: int, part: str) -> Path:
-    """Publish a copy of `source` without its optional `part` (index, ood): an older export."""
+    """Publish a copy of `source` without its optional `part` (index, ood, embedding, litert:
+    each kept in a folder of its name): an older export."""
     path = publish_version(source, model_dir, version)
     manifest = json.loads((path / "manifest.json").read_text())
-    shutil.rmtree(path / Path(manifest[part]["file"]).parts[0])
+    shutil.rmtree(path / part)
     manifest[part] = None
     manifest["files"] = {k: v for k, v in manifest["files"].items() if not k.startswith(part)}
     (path / "manifest.json").write_text(json.dumps(manifest))

@@ -13,7 +13,7 @@ from starlette.concurrency import run_in_threadpool
 
 from app.contract.images import ImageOptions, decode_image
 from app.contract.repository import latest_version
-from app.models.inference import load_version
+from app.main import RuntimeLoader
 from app.settings import Settings
 from tests.app.conftest import digit_like, png_bytes
 from training.datasets import FASHION_CLASSES
@@ -23,17 +23,18 @@ ENDPOINTS = ("/classify", "/embed", "/reconstruct")
 
 @pytest.fixture(scope="module")
 def reference(settings: Settings) -> dict[str, object]:
-    """Direct (in-process) outputs of the tiny mnist model for three test images."""
-    model = load_version(*latest_version(settings.model_repository, "mnist"))
+    """Direct (in-process) outputs of the tiny mnist model for three test images, from the
+    service's own loader (so its runtime) and graphs."""
+    loader = RuntimeLoader(settings.runtime, settings.inference_threads, settings.graph_cache)
+    model = loader(*latest_version(settings.model_repository, "mnist"))
     images = np.stack([digit_like(s) for s in (1, 5, 8)])
-    latents = model.encode(images)
-    reconstruction, pixels = model.decode_latents(latents)
+    rebuilt = model.run("reconstruct", images)
     return {
         "images": images,
-        "latents": latents,
-        "probabilities": model.classify_latents(latents),
-        "reconstruction": reconstruction,
-        "pixels": pixels,
+        "latents": model.run("embed", images).latent,
+        "probabilities": model.run("classify", images).probabilities,
+        "reconstruction": rebuilt.reconstruction,
+        "pixels": rebuilt.pixels,
     }
 
 

@@ -9,7 +9,14 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from app.contract.repository import Manifest, read_manifest, sha256_files, verify_files
+from app.contract.repository import (
+    OPERATION_HEADS,
+    PARTS,
+    Manifest,
+    read_manifest,
+    sha256_files,
+    verify_files,
+)
 from tests.conftest import TINY_TRAINING, tiny_dataset
 from training.datasets import DatasetError, load_dataset
 from training.evaluate import evaluate
@@ -95,7 +102,9 @@ def test_manifest_schema_and_checksums(exported) -> None:  # type: ignore[no-unt
     assert manifest.version == 1 and manifest.name == dataset.name
     assert manifest.latent.dim == int(np.prod(manifest.latent.shape))
     assert manifest.files == sha256_files(path)
-    assert {f.split("/")[0] for f in manifest.files} == {"encoder", "decoder", "classifier"}
+    assert {f.split("/")[0] for f in manifest.files} == {*PARTS, "litert"}
+    assert manifest.litert is not None and set(manifest.litert.files) == set(OPERATION_HEADS)
+    assert set(manifest.litert.files.values()) <= set(manifest.files)  # checksummed too
     verify_files(path, manifest)
     assert not list(path.parent.glob(".tmp-*"))  # staging directory was renamed away
 
