@@ -55,12 +55,11 @@ def main() -> int:
     import app.main  # noqa: F401  (FastAPI, pydantic, Pillow, usearch: everything but TF)
 
     step("Python + the app's modules (no TensorFlow)")
-    if args.runtime == "litert":
-        litert_steps(args.models.split(","))
-    else:
-        tensorflow_steps(args.models.split(","))
+    steps = litert_steps if args.runtime == "litert" else tensorflow_steps
+    loaded = steps(args.models.split(","))  # kept alive until the last step
     ctypes.CDLL("libc.so.6").malloc_trim(0)
     step("after malloc_trim(0)")
+    del loaded
     print()
     print("| step | RSS MB | anonymous | file-backed | peak (VmHWM) |")
     print("| --- | --- | --- | --- | --- |")
@@ -70,7 +69,7 @@ def main() -> int:
     return 0
 
 
-def litert_steps(names: list[str]) -> None:
+def litert_steps(names: list[str]) -> list[object]:
     from ai_edge_litert.interpreter import Interpreter  # noqa: F401  (the import, measured)
 
     step("import the LiteRT interpreter (ai_edge_litert)")
@@ -101,9 +100,10 @@ def litert_steps(names: list[str]) -> None:
         for operation in ("classify", "reconstruct", "full"):
             model.run(operation, batch)
     step("128-image calls, every operation of every version")
+    return list(loaded)
 
 
-def tensorflow_steps(names: list[str]) -> None:
+def tensorflow_steps(names: list[str]) -> list[object]:
     from app.contract.ood import OodScorer
     from app.contract.repository import PARTS, latest_version
     from app.contract.similarity import GraphCache, SimilarityIndex
@@ -141,6 +141,7 @@ def tensorflow_steps(names: list[str]) -> None:
         for operation in ("classify", "reconstruct", "full"):
             composed[operation](batch)
     step("128-image calls, every operation of every version")
+    return list(loaded)
 
 
 if __name__ == "__main__":

@@ -25,6 +25,13 @@ from app.core.jobs import NamedByManifest, Operation, Outputs
 from app.models.loaded import Extras, handed_on, warm_up
 
 
+CHUNK = 32
+"""Most images per interpreter call. An interpreter keeps the activations' arena of the largest
+batch it has seen; 32 images run as many images/s as 128 or 512 do (`bench/runtimes.py`) and
+keep each of a version's four arenas a quarter of a 128-image one (`bench/memory.py --runtime
+litert`)."""
+
+
 @dataclass(eq=False)
 class Graph:
     """One operation's interpreter. An interpreter is not thread-safe and holds its tensors'
@@ -45,6 +52,13 @@ class Graph:
         return cls(interpreter, names)
 
     def __call__(self, pixels: np.ndarray) -> dict[str, np.ndarray]:
+        """The outputs for `pixels`, in calls of at most CHUNK images."""
+        chunks = [self._call(pixels[i : i + CHUNK]) for i in range(0, len(pixels), CHUNK)]
+        if len(chunks) == 1:
+            return chunks[0]
+        return {name: np.concatenate([c[name] for c in chunks]) for name in self.names}
+
+    def _call(self, pixels: np.ndarray) -> dict[str, np.ndarray]:
         with self._lock:
             interpreter = self.interpreter
             (given,) = interpreter.get_input_details()
