@@ -8,7 +8,8 @@ ENV PATH=/opt/venv/bin:$PATH
 COPY pyproject.toml ./
 # Install the service's dependencies named in pyproject.toml (the base list and the server
 # extra; not the package itself, which would also bring the training code); the app/ sources
-# are copied in the final stage.
+# are copied in the final stage. No TensorFlow: the shipped versions are served by LiteRT
+# (app/models/litert.py); a mounted version without LiteRT graphs is refused, saying why.
 RUN python -c "import tomllib; p = tomllib.load(open('pyproject.toml', 'rb'))['project']; print('\n'.join(p['dependencies'] + p['optional-dependencies']['server']))" > requirements.txt \
     && pip install -r requirements.txt
 
@@ -25,8 +26,8 @@ COPY models ./models
 # versions; compose puts a writable volume here for the graphs of other versions.
 RUN /opt/venv/bin/python -m app.models.graphs /srv/models /srv/index-cache \
     && chown -R 10001 /srv/index-cache
-# HOME on /tmp: TensorFlow and Keras write under it at start, and with a read-only root
-# filesystem (compose's default here) only the tmpfs mounted on /tmp is writable.
+# HOME on /tmp: with a read-only root filesystem (compose's default here) only the tmpfs
+# mounted on /tmp is writable, and libraries write caches under HOME.
 ENV PATH=/opt/venv/bin:$PATH \
     HOME=/tmp \
     PYTHONUNBUFFERED=1 \

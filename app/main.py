@@ -21,7 +21,7 @@ from fastapi.routing import APIRoute
 from starlette.types import ASGIApp
 
 from app import __version__
-from app.contract.repository import Manifest
+from app.contract.repository import Manifest, RepositoryError
 from app.core.jobs import Model, Runner
 from app.core.service import TIMING_HEADERS, InferenceCore
 from app.http.access import AccessMiddleware
@@ -82,8 +82,14 @@ class RuntimeLoader:
             from app.models.litert import load_litert_version
 
             return load_litert_version(path, manifest, cache, self.threads)
-        from app.models.inference import configure_threads, load_version
-
+        try:
+            from app.models.inference import configure_threads, load_version
+        except ModuleNotFoundError as err:  # the image and `latentserve[server]` leave it out
+            raise RepositoryError(
+                f"{path}: no LiteRT graphs, and TensorFlow is not installed ({err}); add the "
+                f"graphs with `python -m training litert --model-dir {path}` where TensorFlow "
+                "is, or install `latentserve[tensorflow]`"
+            ) from None
         configure_threads(self.threads)  # before TensorFlow's first op; once is enough
         return load_version(path, manifest, cache)
 

@@ -39,8 +39,12 @@ def test_the_base_install_is_light(tmp_path: Path) -> None:
 
 def test_the_server_extra_holds_everything_the_service_imports() -> None:
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
-    server = " ".join(project["optional-dependencies"]["server"]).lower()
-    for needed in ("tensorflow-cpu", "fastapi", "uvicorn", "usearch", "simplejpeg", "pydantic"):
+    extras = project["optional-dependencies"]
+    server = " ".join(extras["server"]).lower()
+    for needed in ("ai-edge-litert", "fastapi", "uvicorn", "usearch", "simplejpeg", "pydantic"):
         assert needed in server
+    assert "tensorflow" not in server  # LiteRT serves without it; the image leaves it out
+    assert "tensorflow-cpu" in " ".join(extras["tensorflow"]).lower()
+    assert any("tensorflow" in extra for extra in extras["train"])
     base = " ".join(project["dependencies"]).lower()
     assert "tensorflow" not in base and "fastapi" not in base

@@ -71,6 +71,16 @@ def test_the_default_loader_picks_litert_where_graphs_exist(
         RuntimeLoader("litert", 1, tmp_path / "cache")(older, read_manifest(older))
 
 
+def test_without_tensorflow_a_version_without_litert_graphs_is_refused_saying_why(
+    model_repo: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    older = without_part(model_repo / "mnist" / "1", tmp_path / "mnist", 1, "litert")
+    monkeypatch.setitem(sys.modules, "app.models.inference", None)  # as in the image
+    with pytest.raises(RepositoryError, match="TensorFlow is not installed") as refused:
+        RuntimeLoader("auto", 1, tmp_path / "cache")(older, read_manifest(older))
+    assert "python -m training litert" in str(refused.value)
+
+
 SERVE_WITHOUT_TENSORFLOW = """
 import asyncio, sys, httpx
 from app.main import app_from_env

@@ -38,3 +38,20 @@ def test_calibrate_adds_a_checksummed_part_and_reports_every_score(
     assert "### Out-of-distribution score, fashion-mnist" in text
     for score in recorded["scores"]["uniform noise"]:
         assert f"| {score} |" in text
+
+
+def test_litert_adds_checked_graphs_to_an_older_version(model_repo: Path, tmp_path: Path) -> None:
+    models = tmp_path / "models" / "mnist"
+    models.mkdir(parents=True)
+    version = without_part(model_repo / "mnist" / "1", models, 1, "litert")
+    graphs = read_manifest(version).files
+    assert read_manifest(version).litert is None
+    assert main(["litert", "--model-dir", str(version)]) == 0
+
+    manifest = verified_manifest(version)  # every checksum, the new graphs' too
+    assert manifest.litert is not None
+    assert set(manifest.litert.files) == {"embed", "classify", "reconstruct", "full"}
+    full = ["latent", "pixels", "probabilities", "reconstruction"]  # the converter's order
+    assert manifest.litert.outputs["full"] == full
+    assert manifest.litert.max_difference < 1e-3
+    assert {k: v for k, v in manifest.files.items() if not k.startswith("litert")} == graphs
