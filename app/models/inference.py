@@ -20,7 +20,7 @@ import numpy as np
 from app.core.jobs import NamedByManifest, Operation, Outputs
 from app.contract.embedding import EmbeddingSpace
 from app.contract.ood import OodScorer
-from app.contract.repository import PARTS, Manifest
+from app.contract.repository import OPERATION_HEADS, PARTS, Manifest
 from app.contract.similarity import GraphCache, SimilarityIndex
 from app.models.loaded import Extras, handed_on, limit_blas_threads, warm_up
 
@@ -150,11 +150,8 @@ def _compose(functions: dict[str, Any], input_shape: tuple[int, ...]) -> dict[st
 
         return tf.function(run, input_signature=[spec]).get_concrete_function()
 
-    return {
-        "classify": chain("classifier"),
-        "reconstruct": chain("decoder"),
-        "full": chain("classifier", "decoder"),
-    }
+    # `embed` is the encoder's own signature (ModelVersion.encode): nothing to compose.
+    return {operation: chain(*heads) for operation, heads in OPERATION_HEADS.items() if heads}
 
 
 def load_encoder(path: Path, manifest: Manifest) -> Callable[[np.ndarray], np.ndarray]:
