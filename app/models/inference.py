@@ -177,9 +177,9 @@ def load_version(
     functions = {part: module.signatures["serving_default"] for part, module in modules.items()}
     composed = _compose(functions, manifest.input_shape)
     extras = Extras.load(path, manifest, graph_cache)
-    modules_kept = list(modules.values())
+    kept = list(modules.values())  # their variables live as long as the version
     model = ModelVersion(
-        manifest, path, functions, modules_kept, composed, extras.index, extras.ood, extras.space
+        manifest, path, functions, kept, composed, extras.index, extras.ood, extras.space
     )
     warm_up(model, path, "TensorFlow")
     return model

@@ -40,16 +40,19 @@ class Graph:
 
     interpreter: Interpreter
     names: list[str]
+    _input: int  # tensor indices, looked up once: the interpreter builds its details per call
+    _outputs: list[int]
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _shape: tuple[int, ...] = ()
 
     @classmethod
     def open(cls, path: Path, names: list[str], threads: int) -> Graph:
         interpreter = Interpreter(model_path=str(path), num_threads=threads or None)
-        outputs = interpreter.get_output_details()
+        (given,) = interpreter.get_input_details()
+        outputs = [output["index"] for output in interpreter.get_output_details()]
         if len(outputs) != len(names):
             raise RepositoryError(f"{path}: {len(outputs)} outputs, the manifest names {names}")
-        return cls(interpreter, names)
+        return cls(interpreter, names, given["index"], outputs)
 
     def __call__(self, pixels: np.ndarray) -> dict[str, np.ndarray]:
         """The outputs for `pixels`, in calls of at most CHUNK images."""
@@ -61,14 +64,13 @@ class Graph:
     def _call(self, pixels: np.ndarray) -> dict[str, np.ndarray]:
         with self._lock:
             interpreter = self.interpreter
-            (given,) = interpreter.get_input_details()
             if pixels.shape != self._shape:
-                interpreter.resize_tensor_input(given["index"], pixels.shape)
+                interpreter.resize_tensor_input(self._input, pixels.shape)
                 interpreter.allocate_tensors()
                 self._shape = pixels.shape
-            interpreter.set_tensor(given["index"], pixels)
+            interpreter.set_tensor(self._input, pixels)
             interpreter.invoke()
-            made = [interpreter.get_tensor(o["index"]) for o in interpreter.get_output_details()]
+            made = [interpreter.get_tensor(index) for index in self._outputs]
         return dict(zip(self.names, made, strict=True))
 
 

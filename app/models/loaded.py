@@ -14,7 +14,7 @@ from app.contract.embedding import EmbeddingSpace
 from app.contract.ood import OodScorer
 from app.contract.repository import Manifest
 from app.contract.similarity import GraphCache, SimilarityIndex
-from app.core.jobs import Model, Operation, Outputs
+from app.core.jobs import OPERATIONS, Model, Operation, Outputs
 
 logger = logging.getLogger(__name__)
 
@@ -66,7 +66,7 @@ def warm_up(model: Model, path: Path, runtime: str) -> None:
         raise ValueError(
             f"{path}: encoder returned shape {shape}, manifest says (1, {manifest.latent_dim})"
         )
-    for operation in ("classify", "reconstruct", "full"):
+    for operation in OPERATIONS[1:]:  # after `embed`, above
         model.run(operation, warm)
     index = model.index
     graph = "none" if index is None else "opened from the cache" if index.from_cache else "built"
