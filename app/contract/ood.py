@@ -35,7 +35,10 @@ def mahalanobis(
     """Squared distance of each latent to its nearest class mean, in the projected space."""
     projected = (np.asarray(latents, np.float32) - mean) @ projection
     diff = projected[:, None, :] - class_means[None, :, :]
-    distances = np.einsum("nkd,de,nke->nk", diff, precision, diff)
+    # (diff @ precision) · diff through BLAS: 13x faster than the one-call
+    # einsum("nkd,de,nke->nk"), whose unoptimised loop cost as much as the encoder itself
+    # (65 us per image of 32; bench/micro.py ood).
+    distances = ((diff @ precision) * diff).sum(axis=-1)
     return np.asarray(distances.min(axis=1))
 
 
