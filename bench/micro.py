@@ -6,8 +6,8 @@
 Best of 7 repeats, microseconds per call: decoding a Fashion-MNIST test image sent as a 28x28
 PNG and as a JPEG, a 1024x768 JPEG photo-sized upload, parsing one JSON pixel-array
 instance and turning it into pixels, and the shipped `fashion-mnist`'s ood score for a batch
-of 32 latents (the numpy part of every `/classify` batch). Steadier than wrk on a shared machine, so it is what
-before/after comparisons of these pieces quote (docs/benchmarks.md).
+of 32 latents (the numpy part of every `/classify` batch). Steadier than wrk on a shared
+machine, so it is what before/after comparisons of these pieces quote (docs/benchmarks.md).
 """
 
 from __future__ import annotations

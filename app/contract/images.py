@@ -15,7 +15,13 @@ from typing import Literal
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from app.contract.decoding import JPEG_FORMATS, TruncatedImage, decode_jpeg, load_complete
+from app.contract.decoding import (
+    JPEG_FORMATS,
+    TruncatedImage,
+    decode_jpeg,
+    decode_small_png,
+    load_complete,
+)
 from app.contract.errors import InvalidImage
 from app.contract.framing import WORK_SIDE, BlankImage, frame, item_is_darker
 from app.contract.repository import IMAGE_SIDE as SIDE
@@ -113,28 +119,9 @@ def decode_image(data: bytes, options: ImageOptions, index: int) -> np.ndarray:
     if not data:
         raise InvalidImage("empty image", index)
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            image = Image.open(io.BytesIO(data))  # reads the header only
-            width, height = image.size
-            if width * height > options.max_pixels:
-                raise InvalidImage(
-                    f"image declares {width}x{height} = {width * height} pixels; the limit is "
-                    f"{options.max_pixels} (max_image_pixels)",
-                    index,
-                )
-            if width == 0 or height == 0:
-                raise InvalidImage(f"image has no pixels ({width}x{height})", index)
-            # A picture to be framed is reduced to at most WORK_SIDE anyway (app.contract.framing).
-            min_side = WORK_SIDE if options.resize else 0
-            jpeg = image.format in JPEG_FORMATS
-            gray = decode_jpeg(data, image, min_side) if jpeg else None
-            if gray is None:
-                image.seek(0)  # first frame of animations
-                load_complete(image, data)
-                # In place: an image without an orientation tag (nearly all) is not copied.
-                ImageOps.exif_transpose(image, in_place=True)
-                gray = _to_gray(image)
+        gray = _small_png(data, options)
+        if gray is None:
+            gray = _decoded(data, options, index)
     except InvalidImage:
         raise
     except TruncatedImage as err:
@@ -146,6 +133,41 @@ def decode_image(data: bytes, options: ImageOptions, index: int) -> np.ndarray:
             raise InvalidImage(f"image is truncated: {_plain(err)}", index) from None
         raise InvalidImage(f"cannot decode image: {_plain(err)}", index) from None
     return finish(gray, options, index)
+
+
+def _small_png(data: bytes, options: ImageOptions) -> np.ndarray | None:
+    """Grey pixels of a PNG app.contract.decoding decodes without Pillow, else None."""
+    pixels = decode_small_png(data, options.max_pixels)
+    if pixels is None or pixels.ndim == 2:  # 8-bit grey: already what _to_gray makes
+        return pixels
+    return _to_gray(Image.fromarray(pixels))  # RGB, RGBA: Pillow's own luma and compositing
+
+
+def _decoded(data: bytes, options: ImageOptions, index: int) -> np.ndarray:
+    """Any image Pillow opens, its size checked before its pixels are decoded."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", Image.DecompressionBombWarning)
+        image = Image.open(io.BytesIO(data))  # reads the header only
+        width, height = image.size
+        if width * height > options.max_pixels:
+            raise InvalidImage(
+                f"image declares {width}x{height} = {width * height} pixels; the limit is "
+                f"{options.max_pixels} (max_image_pixels)",
+                index,
+            )
+        if width == 0 or height == 0:
+            raise InvalidImage(f"image has no pixels ({width}x{height})", index)
+        # A picture to be framed is reduced to at most WORK_SIDE anyway (app.contract.framing).
+        min_side = WORK_SIDE if options.resize else 0
+        jpeg = image.format in JPEG_FORMATS
+        gray = decode_jpeg(data, image, min_side) if jpeg else None
+        if gray is None:
+            image.seek(0)  # first frame of animations
+            load_complete(image, data)
+            # In place: an image without an orientation tag (nearly all) is not copied.
+            ImageOps.exif_transpose(image, in_place=True)
+            gray = _to_gray(image)
+    return gray
 
 
 def _plain(err: Exception) -> str:

@@ -1,4 +1,5 @@
-"""Truncated image files are refused, complete ones are not (no server)."""
+"""Truncated image files are refused, complete ones are not; small PNGs decode as Pillow
+decodes them (no server)."""
 
 from __future__ import annotations
 
@@ -8,9 +9,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from app.contract.decoding import MARKERS
+from app.contract.decoding import MARKERS, decode_small_png
 from app.contract.errors import InvalidImage
-from app.contract.images import ImageOptions, decode_image
+from app.contract.images import ImageOptions, _decoded, decode_image, finish
 from tests.app.corrupt import (
     FORMATS,
     encoded,
@@ -111,3 +112,70 @@ def test_no_cut_of_a_valid_file_decodes_to_a_different_image(fmt: str) -> None:
         if not np.array_equal(decoded, complete):
             silent.append(length)
     assert silent == []
+
+
+def _png(image: Image.Image, **options: object) -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG", **options)
+    return buffer.getvalue()
+
+
+def _kinds() -> dict[str, bytes]:
+    """PNGs of each kind a client may send, with distinct, partly transparent pixels."""
+    grey = Image.fromarray(sample(28, 28))
+    rgba = np.stack([sample(28, 28, seed) for seed in (1, 2, 3, 4)], axis=-1)
+    return {
+        "grey": _png(grey),
+        "grey, interlaced": _png(grey, interlace=1),
+        "RGB": _png(Image.fromarray(rgba[..., :3])),
+        "RGBA": _png(Image.fromarray(rgba)),
+        "grey + alpha": _png(Image.fromarray(rgba[..., :2], mode="LA")),
+        "palette": _png(Image.fromarray(rgba[..., :3]).quantize(16)),
+        "16-bit grey": _png(Image.fromarray(sample(28, 28).astype(np.uint16) * 257)),
+        "1-bit": _png(grey.convert("1")),
+    }
+
+
+FAST_KINDS = ("grey", "grey, interlaced", "RGB", "RGBA")
+
+
+@pytest.mark.parametrize("kind", list(_kinds()))
+def test_every_kind_of_png_decodes_as_pillow_decodes_it(kind: str) -> None:
+    """libspng takes the common kinds, Pillow the rest; the pixels never depend on which."""
+    data = _kinds()[kind]
+    assert (decode_small_png(data, 4096 * 4096) is not None) == (kind in FAST_KINDS)
+    np.testing.assert_array_equal(
+        decode_image(data, OPTIONS, 0), finish(_decoded(data, OPTIONS, 0), OPTIONS, 0)
+    )
+
+
+@pytest.mark.parametrize("kind", FAST_KINDS)
+def test_a_png_with_any_bit_flipped_is_left_to_pillow(kind: str) -> None:
+    """libspng is told to ignore chunk checksums; they are checked before it runs, so a
+    damaged file gets Pillow's checks and messages, never libspng's guess."""
+    data = _kinds()[kind]
+    for position in range(len(data)):
+        for bit in (0x01, 0x80):
+            damaged = bytearray(data)
+            damaged[position] ^= bit
+            assert decode_small_png(bytes(damaged), 4096 * 4096) is None, position
+
+
+def test_a_png_with_an_orientation_is_turned_by_pillow() -> None:
+    exif = Image.Exif()
+    exif[0x0112] = 6  # orientation: rotate 90 degrees clockwise to display
+    data = _png(Image.fromarray(sample(28, 28)), exif=exif.tobytes())
+    assert decode_small_png(data, 4096 * 4096) is None
+    np.testing.assert_array_equal(decode_image(data, OPTIONS, 0), np.rot90(sample(28, 28), -1))
+
+
+def test_a_large_png_is_decoded_by_pillow_which_lets_go_of_the_gil() -> None:
+    data = encoded(sample(300, 300), "PNG")
+    assert decode_small_png(data, 4096 * 4096) is None
+    assert decode_small_png(encoded(sample(256, 256), "PNG"), 4096 * 4096) is not None
+    np.testing.assert_array_equal(_decoded(data, OPTIONS, 0), sample(300, 300))
+
+
+def test_a_small_png_over_the_pixel_limit_gets_the_limits_message() -> None:
+    with pytest.raises(InvalidImage, match="max_image_pixels"):
+        decode_image(encoded(sample(), "PNG"), ImageOptions(max_pixels=100), 0)
