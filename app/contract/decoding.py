@@ -10,8 +10,8 @@ truncated upload would then get a confident prediction for a picture nobody sent
   1024x768 one (docs/benchmarks.md). Other libjpeg warnings do not reject an image: such files
   (and CMYK JPEGs, which it cannot turn into luma) are decoded by Pillow, as before.
 - A small PNG of the common kinds (8-bit grey, RGB or RGBA, intact) is decoded by libspng
-  through pyspng: a 28x28 PNG's whole decode takes a third of Pillow's time (bench/micro.py,
-  docs/benchmarks.md), which was nearly all Python around a 9 us inflate. libspng refuses a stream that ends early
+  through pyspng: a 28x28 PNG in a fifth of Pillow's time (bench/micro.py, docs/benchmarks.md),
+  which was nearly all Python around a 9 us inflate. libspng refuses a stream that ends early
   by itself; chunk checksums, which it is told to ignore, are checked here first, and any PNG
   it is not sure to decode exactly as Pillow does goes to Pillow instead.
 - Every other format is decoded by Pillow into an image pre-filled with a marker value inside
