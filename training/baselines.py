@@ -119,8 +119,10 @@ def pixel_baselines(
     test: tuple[np.ndarray, np.ndarray],
     classes: int,
     mirror: bool,
+    mbo: bool = False,
 ) -> dict[str, float]:
-    """Test accuracy of each pixel baseline; `labels` are those of `images[labelled]`."""
+    """Test accuracy of each pixel baseline; `labels` are those of `images[labelled]`; the
+    propagation over pixels is the run's own (`mbo`: refined by Poisson-MBO)."""
     start = time.perf_counter()
     test_images, test_labels = test
     found: dict[str, float] = {}
@@ -130,7 +132,7 @@ def pixel_baselines(
         logreg.predict(flat_pixels(test_images)), test_labels
     )
     vectors = _pixel_vectors(images, images, mirror)
-    propagated = propagate(vectors, labelled, labels, classes, NEIGHBOURS)
+    propagated = propagate(vectors, labelled, labels, classes, NEIGHBOURS, mbo=mbo)
     guessed = _vote(
         vectors, propagated.labels, _pixel_vectors(test_images, images, mirror), classes
     )

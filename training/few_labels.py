@@ -56,7 +56,13 @@ def propagated_labels(
     choice = selection.choice
     chosen = vectors[choice.features]
     found = propagate(
-        chosen, labelled, labels[labelled], classes, choice.neighbours, config.balance_classes
+        chosen,
+        labelled,
+        labels[labelled],
+        classes,
+        choice.neighbours,
+        config.balance_classes,
+        config.mbo,
     )
     logger.info(
         "propagated %d labels to %d images over the %s graph",
@@ -142,6 +148,7 @@ def judge(
         (dataset.x_test, dataset.y_test),
         config.model.classes,
         config.graph_mirror,
+        config.mbo,
     )
     picked = suggest(few.vectors, few.propagated, few.labelled, count)
     ids = [dataset.train_id(int(splits.train_index[item.position])) for item in picked]

@@ -28,10 +28,12 @@ class Variant:
     mirror: bool = True
     k: int = NEIGHBOURS
     balanced: bool = True
+    mbo: bool = False
 
 
 VARIANTS = (
     Variant("default: latent, whitened PCA 32, mirror, k 10, balanced"),
+    Variant("refined by Poisson-MBO", mbo=True),
     Variant("16 dimensions", dims=16),
     Variant("64 dimensions", dims=64),
     Variant("no mirror", mirror=False),
@@ -66,6 +68,7 @@ def propagation_study(
                 config.model.classes,
                 variant.k,
                 variant.balanced,
+                variant.mbo,
             )
             accuracies.append(float(np.mean(found.labels == splits.y_train)))
         logger.info("%s: %.4f", variant.name, np.mean(accuracies))

@@ -73,6 +73,9 @@ class TrainConfig:
     """Propagation: an image is near its mirror image in the graph (right for clothing)."""
     balance_classes: bool = True
     """Propagation: the classes end up about equally large (training/propagation.py)."""
+    mbo: bool = False
+    """Propagation: refine Poisson learning's labels by Poisson-MBO (training/propagation.py;
+    not the default: docs/experiments.md, seventeenth session)."""
     head_views: int = 0
     """Augmented views of each training image whose latents the head also learns from."""
     head_steps: int = 0

@@ -39,6 +39,9 @@ def test_defaults_are_per_dataset_and_flags_override_them() -> None:
     assert mirrored.graph_mirror and mirrored.propagate
     plain = train_config(parse("train", "--dataset", "fashion-mnist", "--no-propagate"))
     assert not plain.propagate
+    # Poisson-MBO: measured, not the default (docs/experiments.md, seventeenth session).
+    assert not DEFAULTS["fashion-mnist"].mbo
+    assert train_config(parse("train", "--dataset", "fashion-mnist", "--mbo")).mbo
 
 
 def test_small_data_trains_the_defaults_unless_an_experiment_overrides_them() -> None:
@@ -54,6 +57,7 @@ def test_small_data_trains_the_defaults_unless_an_experiment_overrides_them() ->
             "latent+pixels",
             "--objective",
             "autoencoder",
+            "--mbo",
         )
     )
     assert (tried.encoder_steps, tried.autoencoder_steps, tried.graph, tried.objective) == (
@@ -62,6 +66,7 @@ def test_small_data_trains_the_defaults_unless_an_experiment_overrides_them() ->
         "latent+pixels",
         "autoencoder",
     )
+    assert tried.mbo and not FOLDER.mbo
     assert tried.head_steps == FOLDER.head_steps
 
 

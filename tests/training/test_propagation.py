@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
+import scipy.sparse as sp
 
+from training.datasets import DatasetError, load_dataset
 from training.propagation import balance, graph_vectors, knn_graph, propagate
 from training.train import per_class_subset
 
@@ -53,3 +56,29 @@ def test_a_mirror_image_is_its_own_neighbour() -> None:
     vectors = graph_vectors(both, both[:, ::-1].copy())
     assert np.allclose(np.linalg.norm(vectors, axis=1), 1, atol=1e-5)
     assert np.allclose(vectors[:200], vectors[200:], atol=1e-4)  # one point for the pair
+
+
+def cut(graph: sp.csr_matrix, labels: np.ndarray) -> float:
+    """The weight of the graph's edges between images given different labels."""
+    rows, cols = graph.nonzero()
+    return float(np.asarray(graph[rows, cols]).ravel()[labels[rows] != labels[cols]].sum())
+
+
+def test_poisson_mbo_cuts_the_graph_where_it_is_thin() -> None:
+    """Poisson-MBO's job: from Poisson learning's labels, move class boundaries to where the
+    graph has few edges, class sizes held equal and the given labels kept."""
+    try:
+        dataset = load_dataset("fashion-mnist")
+    except DatasetError:
+        pytest.skip("Fashion-MNIST is not installed (make datasets)")
+    images, labels = dataset.x_test[:2000], dataset.y_test[:2000]
+    vectors = graph_vectors(images.reshape(len(images), -1) / 255.0)
+    graph = knn_graph(vectors)
+    for seed in (0, 1):
+        labelled = per_class_subset(labels, 3, seed)
+        poisson = propagate(vectors, labelled, labels[labelled], 10)
+        refined = propagate(vectors, labelled, labels[labelled], 10, mbo=True)
+        assert cut(graph, refined.labels) < 0.8 * cut(graph, poisson.labels)
+        assert np.array_equal(refined.labels[labelled], labels[labelled])
+        assert np.abs(np.bincount(refined.labels, minlength=10) - 200).max() <= 10
+        assert refined.weights.min() >= 0 and refined.weights.max() <= 1

@@ -45,6 +45,9 @@ def arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--graph", choices=get_args(GraphSetting), help="the propagation's graph (default: select)"
     )
+    parser.add_argument(
+        "--mbo", action="store_true", default=None, help="propagation refined by Poisson-MBO"
+    )
 
 
 def folder_config(args: argparse.Namespace) -> TrainConfig:
@@ -58,6 +61,7 @@ def folder_config(args: argparse.Namespace) -> TrainConfig:
             "encoder_steps": args.encoder_steps,
             "autoencoder_steps": args.autoencoder_steps,
             "graph": args.graph,
+            "mbo": args.mbo,
         },
     )
 
