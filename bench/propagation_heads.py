@@ -45,7 +45,9 @@ def main() -> int:
         labelled, val_idx = labelled_split(config, splits, seed)
         validation = (embed(encoder, splits.x_val[val_idx]), splits.y_val[val_idx])
         latents = embed(encoder, x)
-        views = view_latents(encoder, x, config.head_views, config.augmentation, True)
+        views = view_latents(
+            encoder, x, config.head_views, config.augmentation, config.graph_mirror
+        )
         features = np.concatenate([latents, views])
         steps = max(1, len(features) // (2 * config.batch_size))
         config = config.with_propagated_epochs(
