@@ -22,7 +22,8 @@ import numpy as np
 from training.commands.common import config_from_manifest
 from training.datasets import load_dataset
 from training.export import load_encoder
-from training.heads import embed, fit_propagated_head, view_latents
+from training.few_labels import propagated_head_inputs
+from training.heads import embed, fit_propagated_head
 from training.propagation import graph_vectors, mirrored, propagate
 from training.train import labelled_split, split_train_val
 
@@ -45,14 +46,7 @@ def main() -> int:
         labelled, val_idx = labelled_split(config, splits, seed)
         validation = (embed(encoder, splits.x_val[val_idx]), splits.y_val[val_idx])
         latents = embed(encoder, x)
-        views = view_latents(
-            encoder, x, config.head_views, config.augmentation, config.graph_mirror
-        )
-        features = np.concatenate([latents, views])
-        steps = max(1, len(features) // (2 * config.batch_size))
-        config = config.with_propagated_epochs(
-            max(config.propagated_epochs, -(-config.head_steps // steps))
-        )
+        features, config = propagated_head_inputs(config, encoder, latents, x)
         vectors = graph_vectors(latents, embed(encoder, mirrored(x)))
         for name, mbo in (("Poisson learning", False), ("Poisson-MBO", True)):
             found = propagate(vectors, labelled, y[labelled], config.model.classes, mbo=mbo)

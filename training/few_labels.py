@@ -108,15 +108,22 @@ def fit_few_label_head(
 ) -> tuple[keras.Model, dict[str, list[float]]]:
     """The head on the latents of every training image and of `config.head_views` views of
     each, all with the propagated labels."""
+    features, config = propagated_head_inputs(config, encoder, latents, images)
+    return fit_propagated_head(config, features, few.propagated, validation, verbose=verbose)
+
+
+def propagated_head_inputs(
+    config: TrainConfig, encoder: keras.Model, latents: np.ndarray, images: np.ndarray
+) -> tuple[np.ndarray, TrainConfig]:
+    """What the propagated head learns from (the latents, then `config.head_views` augmented
+    views' latents) and its configuration, with enough epochs for `config.head_steps`."""
     views = view_latents(
         encoder, images, config.head_views, config.augmentation, config.graph_mirror
     )
     features = np.concatenate([latents, views]) if len(views) else latents
     steps_per_epoch = max(1, len(features) // (2 * config.batch_size))
     epochs = max(config.propagated_epochs, -(-config.head_steps // steps_per_epoch))
-    return fit_propagated_head(
-        config.with_propagated_epochs(epochs), features, few.propagated, validation, verbose=verbose
-    )
+    return features, config.with_propagated_epochs(epochs)
 
 
 @dataclass(frozen=True)
