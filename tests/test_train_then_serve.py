@@ -164,9 +164,10 @@ def test_a_few_label_run_says_how_it_compares_with_pixels(
     assert "what to label next:" in said
     manifest = json.loads((out / "wardrobe" / "1" / "manifest.json").read_text())
     baselines = manifest["training"]["baselines"]
-    assert set(baselines["pixels"]) == {
+    assert set(baselines["pixels"]) == {  # a folder's graph uses mirror images by default
         "pixels, logistic regression",
         "pixels, propagation",
+        "pixels, propagation, no mirror",
         "pixels, label spreading",
     }
     assert baselines["ahead"] == (baselines["lead_points"] > 0)
@@ -180,3 +181,57 @@ def test_a_few_label_run_says_how_it_compares_with_pixels(
     assert any(row[1].startswith("unlabelled/") for row in rows) or labelled
     report = (out / ".reports" / "training.md").read_text()
     assert "against pixel baselines on the same split" in report
+
+
+def test_an_exported_version_is_held_to_the_baselines_again(
+    folder_repository: tuple[Path, Path], trained_repository: Path
+) -> None:
+    """`training baselines` measures a version's pixel baselines again on its own split, against
+    the accuracy its run recorded, and the report shows both verdicts."""
+    out, folder = folder_repository
+    version = out / "wardrobe" / "1"
+    command = [sys.executable, "-m", "training", "baselines", "--model-dir", str(version)]
+    result = subprocess.run(
+        [*command, "--images", str(folder)], cwd=ROOT, capture_output=True, text=True, check=False
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    recorded = json.loads((version / "manifest.json").read_text())["training"]["baselines"]
+    record = json.loads((out / ".reports" / "results" / "wardrobe" / "baselines.json").read_text())
+    assert record["recorded"] == recorded
+    again = record["remeasured"]
+    assert again["served"] == recorded["served"]
+    # The same split and images: the same figures as the run's (graphs built in threads may
+    # differ by an edge), plus any baseline added since.
+    for name, value in recorded["pixels"].items():
+        assert abs(again["pixels"][name] - value) <= 0.05
+    assert "pixels, propagation, no mirror" in again["pixels"]
+    assert f"{again['lead_points']:+.2f} points" in result.stdout or "NOT AHEAD" in result.stdout
+    report = out / ".reports" / "training.md"
+    results = report.parent / "results"
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "training",
+            "report",
+            "--results",
+            str(results),
+            "--report",
+            str(report),
+        ],
+        cwd=ROOT,
+        check=True,
+        capture_output=True,
+    )
+    assert f"training baselines --model-dir {version.as_posix()}" in report.read_text()
+    # A version trained with every label has no verdict to hold the baselines against.
+    everything = trained_repository / "fashion-mnist" / "1"
+    refused = subprocess.run(
+        [*command[:-1], str(everything), "--dataset", "fashion-mnist"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert refused.returncode == 2
+    assert "recorded no few-label verdict" in refused.stderr

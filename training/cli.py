@@ -5,6 +5,7 @@ Commands (one module each under training/commands/; this list is checked against
     prepare            cache every reachable dataset locally
     train              train, evaluate and export one model version
     suggest            the unlabelled images whose labels would help an exported version most
+    baselines          re-measure a few-label version's pixel baselines and say if it is ahead
     label-curve        latents vs raw pixels at few labels
     propagation-study  what the label propagation's graph is built on, measured
     small-data         few labels on rendered image folders against pixel baselines
@@ -24,6 +25,8 @@ import sys
 
 from training.commands import (
     Command,
+    CommandError,
+    baselines,
     calibrate,
     embedding_space,
     index,
@@ -43,6 +46,7 @@ COMMANDS: tuple[Command, ...] = (
     prepare.COMMAND,
     train.COMMAND,
     suggest.COMMAND,
+    baselines.COMMAND,
     label_curve.COMMAND,
     propagation_study.COMMAND,
     small_data.COMMAND,
@@ -73,6 +77,7 @@ def main(argv: list[str] | None = None) -> int:
     command = next(c for c in COMMANDS if c.name == args.command)
     try:
         return command.run(args)
-    except DatasetError as err:  # the user's to fix, said plainly; anything else is a bug
+    # The user's to fix, said plainly; anything else is a bug and keeps its traceback.
+    except (DatasetError, CommandError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

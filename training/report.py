@@ -135,6 +135,8 @@ def _few_label_lines(metrics: dict[str, Any]) -> list[str]:
         + f". What to label next: `{few['suggestions']}` beside this run's metrics.",
         "",
     ]
+    if "remeasured" in metrics:
+        lines += _remeasured_lines(metrics["remeasured"])
     return lines
 
 
@@ -319,6 +321,24 @@ def _mean_sd(values: list[float]) -> str:
     return f"{np.mean(values) * 100:.1f} ± {np.std(values) * 100:.1f}"
 
 
+def _remeasured_lines(record: dict[str, Any]) -> list[str]:
+    """A version's pixel baselines measured again after its run (`training baselines`)."""
+    verdict = record["remeasured"]
+    listed = ", ".join(f"{name} {_pct(value)}" for name, value in verdict["pixels"].items())
+    said = (
+        f"ahead of the best ({verdict['best_baseline']}) by {verdict['lead_points']:+.2f} points"
+        if verdict["ahead"]
+        else f"**not ahead**: {verdict['best_baseline']} scores {-verdict['lead_points']:.2f} "
+        "points more"
+    )
+    return [
+        f"Pixel baselines measured again on {record['measured']} with today's "
+        f"training/baselines.py (`python -m training baselines --model-dir {record['version']}`):"
+        f" {listed}. The served {_pct(verdict['served'])} is {said}.",
+        "",
+    ]
+
+
 def _small_data_section(runs: dict[str, Any]) -> list[str]:
     """The small-data benchmark: per dataset, folder size and labels, mean ± sd of 3 seeds."""
     groups: dict[tuple[str, int, int], list[dict[str, Any]]] = {}
@@ -346,7 +366,9 @@ def _small_data_section(runs: dict[str, Any]) -> list[str]:
     gains: dict[str, list[float]] = {"suggested": [], "random": []}
     for (dataset, size, per_class), group in sorted(groups.items()):
         served = [run["served"] for run in group]
-        means = {n: float(np.mean([run["baselines"][n] for run in group])) for n in names}
+        # A baseline only some runs measure (the unmirrored pixels, for clothing) is left blank.
+        present = [n for n in names if all(n in run["baselines"] for run in group)]
+        means = {n: float(np.mean([run["baselines"][n] for run in group])) for n in present}
         lead = float(np.mean(served)) - max(means.values())
         for how in gains:
             gains[how] += [run["gain"][how] for run in group]
@@ -354,7 +376,10 @@ def _small_data_section(runs: dict[str, Any]) -> list[str]:
         minutes = f"{np.mean(trained) / 60:.1f}" if trained else "(head only)"
         lines.append(
             f"| {dataset} | {size} | {per_class} | {len(group)} | {_mean_sd(served)} | "
-            + " | ".join(_mean_sd([run["baselines"][n] for run in group]) for n in names)
+            + " | ".join(
+                _mean_sd([run["baselines"][n] for run in group]) if n in means else "—"
+                for n in names
+            )
             + f" | {lead * 100:+.1f} | {_mean_sd([r['gain']['suggested'] for r in group])} "
             f"| {_mean_sd([r['gain']['random'] for r in group])} | {minutes} |"
         )
@@ -410,6 +435,8 @@ def write_report(results_dir: Path, report_path: Path) -> Path:
         relative = os.path.relpath(folder, report_path.parent)
         if (folder / "metrics.json").exists():
             metrics = json.loads((folder / "metrics.json").read_text())
+            if (folder / "baselines.json").exists():  # measured again after the run
+                metrics["remeasured"] = json.loads((folder / "baselines.json").read_text())
             lines += _dataset_section(folder.name, metrics, relative)
         elif not (folder / "small_data.json").exists():  # a version calibrated after training
             lines += [f"## {folder.name}", ""]

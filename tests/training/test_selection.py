@@ -76,6 +76,13 @@ def test_pixel_baselines_and_the_verdict() -> None:
         "pixels, label spreading",
     }
     assert min(found.values()) > 0.9  # bars are easy
+    mirrored = pixel_baselines(
+        images[:200], labelled, labels[labelled], (images[200:], labels[200:]), CLASSES, True
+    )
+    # A run whose graph uses mirror images is held to the plain pixels' propagation as well.
+    assert set(mirrored) == set(found) | {"pixels, propagation, no mirror"}
+    unmirrored = mirrored["pixels, propagation, no mirror"]
+    assert abs(unmirrored - found["pixels, propagation"]) <= 0.02  # threads may move an edge
     behind = Verdict(0.80, {"pixels, propagation": 0.85, "pixels, logistic regression": 0.7})
     assert not behind.ahead and behind.best == ("pixels, propagation", 0.85)
     assert any(line.startswith("NOT AHEAD") for line in behind.lines())

@@ -56,3 +56,40 @@ def test_folders_are_rendered_laid_out_trained_and_reported(tmp_path: Path) -> N
     report = write_report(tmp_path / "results", tmp_path / "report.md").read_text()
     assert "## Small folders: few labels against pixels" in report
     assert "| mnist | 120 | 3 | 1 |" in report
+
+
+def test_a_baseline_only_some_folders_measure_is_left_blank_and_out_of_their_lead(
+    tmp_path: Path,
+) -> None:
+    """Clothing runs also measure the unmirrored pixels' propagation, digits do not: the table
+    keeps one column for it, blank for digits, and each row's lead is over its own baselines."""
+
+    def run(dataset: str, served: float, baselines: dict[str, float]) -> dict[str, object]:
+        return {
+            "dataset": dataset,
+            "size": 100,
+            "labels_per_class": 5,
+            "seed": 0,
+            "served": served,
+            "baselines": baselines,
+            "encoder_trained": True,
+            "seconds": 60.0,
+            "gain": {"suggested": 0.02, "random": 0.01},
+        }
+
+    runs = {
+        "clothing": run(
+            "fashion-mnist",
+            0.80,
+            {"pixels, propagation": 0.70, "pixels, propagation, no mirror": 0.76},
+        ),
+        "digits": run("mnist", 0.90, {"pixels, propagation": 0.80}),
+    }
+    (tmp_path / "results" / "small-data").mkdir(parents=True)
+    (tmp_path / "results" / "small-data" / "small_data.json").write_text(json.dumps(runs))
+    report = write_report(tmp_path / "results", tmp_path / "report.md").read_text()
+    header = next(line for line in report.splitlines() if line.startswith("| dataset |"))
+    assert "pixels, propagation, no mirror" in header
+    rows = {line.split(" | ")[0]: line for line in report.splitlines() if " | 100 | 5 |" in line}
+    assert "| 80.0 ± 0.0 | 70.0 ± 0.0 | 76.0 ± 0.0 | +4.0 |" in rows["| fashion-mnist"]
+    assert "| 90.0 ± 0.0 | 80.0 ± 0.0 | — | +10.0 |" in rows["| mnist"]

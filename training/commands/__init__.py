@@ -8,6 +8,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 
+class CommandError(Exception):
+    """What the command was given cannot be done; the message says why and names the input."""
+
+
 @dataclass(frozen=True)
 class Command:
     name: str
@@ -16,4 +20,4 @@ class Command:
     """Adds the command's arguments to its sub-parser."""
     run: Callable[[argparse.Namespace], int]
     """Does the work (heavy imports inside, so errors in arguments come fast); exit status.
-    A DatasetError or ValueError is the user's to fix: main prints it and exits 2."""
+    A DatasetError or CommandError is the user's to fix: main prints it and exits 2."""
