@@ -12,7 +12,7 @@ classifier saw, scored on the same test images:
 - `pixels, propagation, no mirror`: the same without the mirror images, in runs whose graph
   uses them (clothing). Pixels propagate better without them, though latents do better with:
   on full Fashion-MNIST at 10 labels per class the shipped fashion-mnist-10/2's split gives
-  75.13 % against 74.46 % (`python -m training baselines --model-dir
+  75.14 % against 74.49 % (`python -m training baselines --model-dir
   models/fashion-mnist-10/2 --dataset fashion-mnist`), and `propagation-study` labels 74.96 %
   of the training images right against 73.65 %. Without it, a verdict would overstate the lead;
 - `pixels, label spreading`: scikit-learn's LabelSpreading (kNN kernel, 10 neighbours) on a

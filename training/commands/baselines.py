@@ -60,8 +60,10 @@ def run(args: argparse.Namespace) -> int:
     results, report = output_paths(args)
     folder = results / read_manifest(args.model_dir).name
     folder.mkdir(parents=True, exist_ok=True)
+    source = f"--images {args.images.as_posix()}" if args.images else f"--dataset {args.dataset}"
     record = {
         "version": args.model_dir.as_posix(),
+        "command": f"python -m training baselines --model-dir {args.model_dir.as_posix()} {source}",
         "measured": date.today().isoformat(),
         "recorded": recorded,
         "remeasured": verdict.to_dict(),

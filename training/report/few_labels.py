@@ -64,7 +64,7 @@ def remeasured_lines(record: dict[str, Any]) -> list[str]:
     )
     return [
         f"Pixel baselines measured again on {record['measured']} with today's "
-        f"training/baselines.py (`python -m training baselines --model-dir {record['version']}`):"
+        f"training/baselines.py (`{record['command']}`):"
         f" {listed}. The served {pct(verdict['served'])} is {said}.",
         "",
     ]
