@@ -45,7 +45,7 @@ def propagated_labels(
     """Labels for every training image from those of `labelled`, over the graph that
     cross-validates best over the labelled images (or the configured one)."""
     flipped = embed(encoder, mirrored(images)) if config.graph_mirror else None
-    vectors = candidate_vectors(latents, flipped, images, config.graph_mirror)
+    vectors = candidate_vectors(latents, flipped, images)
     classes = config.model.classes
     if config.graph == "select":
         selection = select_graph(

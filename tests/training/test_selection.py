@@ -9,8 +9,8 @@ from pathlib import Path
 import numpy as np
 
 from training.baselines import Verdict, pixel_baselines
-from training.propagation import propagate
-from training.selection import select_graph, stratified_folds
+from training.propagation import graph_vectors, propagate
+from training.selection import candidate_vectors, flat_pixels, select_graph, stratified_folds
 from training.suggest import suggest, write_csv
 
 CLASSES = 4
@@ -50,6 +50,20 @@ def test_cross_validation_picks_the_graph_that_holds_the_classes() -> None:
     # Equally good graphs: the first (latents) wins, by the one-standard-error rule.
     same = {name: good for name in vectors}
     assert select_graph(same, labelled, labels[labelled], CLASSES).choice.features == "latent"
+
+
+def test_mirror_images_go_into_the_latent_candidate_only() -> None:
+    # Pixels propagate better without mirror images (docs/experiments.md, eighteenth session),
+    # latents as well or better with them: the pixel halves of the candidates are plain.
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 256, (60, 28, 28), dtype=np.uint8)
+    latents, flipped = rng.normal(size=(60, 16)), rng.normal(size=(60, 16))
+    found = candidate_vectors(latents, flipped, images)
+    np.testing.assert_allclose(found["pixels"], graph_vectors(flat_pixels(images)), atol=1e-6)
+    np.testing.assert_allclose(found["latent"], graph_vectors(latents, flipped), atol=1e-6)
+    assert not np.allclose(found["latent"], graph_vectors(latents), atol=1e-3)
+    halves = np.concatenate([found["latent"], found["pixels"]], axis=1) / np.sqrt(2)
+    np.testing.assert_allclose(found["latent+pixels"], halves, atol=1e-6)
 
 
 def test_one_label_per_class_leaves_nothing_to_hold_out() -> None:
