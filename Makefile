@@ -5,7 +5,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install run test lint datasets browser docker-test train-all bench soak clean grpc-stubs
+.PHONY: install run test lint datasets browser wrk docker-test train-all bench soak clean grpc-stubs
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -25,12 +25,16 @@ datasets: install
 browser:
 	command -v chromium >/dev/null || apt-get install -y -qq chromium >/dev/null
 
+# tests/bench runs the load generator the benchmarks use.
+wrk:
+	command -v wrk >/dev/null || apt-get install -y -qq wrk >/dev/null
+
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy app training latentserve
 
-test: lint datasets browser
+test: lint datasets browser wrk
 	$(BIN)/pytest
 
 # Build the image and run it and both compose profiles on a real Docker engine, which this

@@ -13,6 +13,7 @@ import json
 import os
 import platform
 import re
+import resource
 import signal
 import socket
 import subprocess
@@ -122,7 +123,17 @@ def _ms(text: str) -> float:
     return float(value) * UNITS[unit]
 
 
+def machine_busy_ticks() -> tuple[int, int]:
+    """Busy and total clock ticks over every core since boot (/proc/stat's first line)."""
+    ticks = [int(n) for n in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    idle = ticks[3] + ticks[4]  # idle, iowait
+    return sum(ticks) - idle, sum(ticks)
+
+
 def run_wrk(url: str, script: Path, connections: int, duration: int) -> dict[str, Any]:
+    """wrk's figures, with the cores wrk itself used (`client_cores`) and the cores busy on
+    the whole machine (`machine_cores`) over the run: whether a server short of the
+    machine's cores was starved by the load generator or left them idle."""
     threads = min(2, connections)
     cmd = [
         "wrk",
@@ -136,7 +147,12 @@ def run_wrk(url: str, script: Path, connections: int, duration: int) -> dict[str
         str(script),
         url,
     ]
+    before, (busy, total), start = _children_cpu(), machine_busy_ticks(), time.perf_counter()
     output = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
+    elapsed = time.perf_counter() - start
+    client_cores = (_children_cpu() - before) / elapsed
+    busy_after, total_after = machine_busy_ticks()
+    machine_cores = (busy_after - busy) / max(total_after - total, 1) * (os.cpu_count() or 1)
     latency = dict(re.findall(r"^\s+(50|99)%\s+(\S+)\s*$", output, flags=re.M))
     if len(latency) < 2:  # no request completed: report it rather than crash the whole run
         latency = {"50": "0us", "99": "0us"}
@@ -148,7 +164,15 @@ def run_wrk(url: str, script: Path, connections: int, duration: int) -> dict[str
         "p50_ms": _ms(latency["50"]),
         "p99_ms": _ms(latency["99"]),
         "errors": errors + (int(non2xx.group(1)) if non2xx else 0),
+        "client_cores": client_cores,
+        "machine_cores": machine_cores,
     }
+
+
+def _children_cpu() -> float:
+    """CPU seconds of this process's waited-for children (wrk, once it has exited)."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 def machine() -> str:
@@ -191,6 +215,13 @@ def granian_command(target: str) -> list[str]:
     return [granian, "--interface", "asgi", "--factory", target, "--host", "127.0.0.1",
             "--workers", "1", "--http", "1", "--loop", "uvloop", "--no-ws",
             "--log-level", "warning"]  # fmt: skip
+
+
+def _readlink(path: Path) -> str:
+    try:
+        return os.readlink(path)
+    except OSError:  # closed meanwhile
+        return ""
 
 
 def _group_alive(group: int) -> bool:
@@ -272,6 +303,25 @@ class Server:
             if time.monotonic() > deadline or self.process.poll() is not None:
                 raise RuntimeError(f"{self.process.args} did not become ready; see {log}")
             time.sleep(0.2)
+
+    def connections_per_process(self) -> list[int]:
+        """Established client connections each process of the tree holds on the server's port,
+        most first (from /proc: which worker accepted how many of wrk's connections)."""
+        port = f":{self.port:04X}"
+        inodes = set()
+        for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+            for line in Path(table).read_text().splitlines()[1:]:
+                fields = line.split()
+                if fields[1].endswith(port) and fields[3] == "01":  # local port, ESTABLISHED
+                    inodes.add(f"socket:[{fields[9]}]")
+        counts = []
+        for pid in self.pids():
+            with contextlib.suppress(OSError):
+                fds = Path(f"/proc/{pid}/fd").iterdir()
+                held = sum(1 for fd in fds if _readlink(fd) in inodes)
+                if held:
+                    counts.append(held)
+        return sorted(counts, reverse=True)
 
     def pids(self) -> list[int]:
         """The server process and all its descendants."""

@@ -141,6 +141,16 @@ def targets(results: dict[str, Any]) -> list[Check]:
         for name, spread, goal, bound in spreads
     ]
     measured += [(name, value, goal, _met(value, bound)) for name, value, goal, bound in checks]
+    if "machine_cores" in svc32:  # whether the worker's missing cores sat idle or went to wrk
+        context += [
+            ("machine busy cores during /classify c=32", svc32["machine_cores"]),
+            ("wrk cores during /classify c=32", svc32["client_cores"]),
+            ("machine busy cores, 2 workers, /classify c=32", svc2["machine_cores"]),
+        ]
+    if split := svc2.get("connections_per_process"):  # uneven accepts leave a worker short
+        context.append(
+            ("2 workers: the busier one's share of the connections", max(split) / sum(split))
+        )
     return measured + [(name, value, "–", None) for name, value in context]
 
 
@@ -149,20 +159,26 @@ def _met(value: float, bound: float) -> bool:
     return value >= bound if bound > 0 else value <= -bound
 
 
+def _cores(row: dict[str, Any], key: str) -> str:
+    """A cores figure, or a dash in results from before it was measured."""
+    return f"{row[key]:.2f}" if key in row else "–"
+
+
 def throughput_table(results: dict[str, Any]) -> list[str]:
     lines = [
         f"Machine: {results['machine']}; wrk on the same machine, {results['duration_s']} s "
         f"per run, one uvicorn worker, model `{results['model']}`.",
         "",
         "| run | path | conns | images/req | req/s | images/s | p50 ms | p99 ms | server cores "
-        "| errors |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+        "| wrk cores | machine busy cores | errors |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for r in results["rows"]:
         lines.append(
             f"| {r['name']} | {r['path']} | {r['connections']} | {r['images_per_request']} | "
             f"{r['req_s']:.0f} | {r['images_s']:.0f} | {r['p50_ms']:.2f} | {r['p99_ms']:.2f} | "
-            f"{r['server_cores']:.2f} | {r['errors']} |"
+            f"{r['server_cores']:.2f} | {_cores(r, 'client_cores')} | "
+            f"{_cores(r, 'machine_cores')} | {r['errors']} |"
         )
     inproc = results["in_process"]
     return [

@@ -23,6 +23,7 @@ import base64
 import json
 import shutil
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -93,9 +94,17 @@ def benchmark(args: argparse.Namespace) -> dict[str, Any]:
         name: str, server: Server, path: str, script: Path, conns: int, images: int
     ) -> None:
         cpu = server.cpu_seconds()
+        # Halfway through, which process holds how many connections (workers share a socket,
+        # and whichever wakes first accepts what is waiting).
+        split: list[list[int]] = []
+        sampler = threading.Timer(args.duration / 2, lambda: split.append(
+            server.connections_per_process()))  # fmt: skip
+        sampler.start()
         result = run_wrk(server.url + path, script, conns, args.duration)
+        sampler.join()
         # Cores the server kept busy: what one more worker could still use on this machine.
         result["server_cores"] = (server.cpu_seconds() - cpu) / args.duration
+        result["connections_per_process"] = split[0] if split else []
         rows.append(
             {
                 "name": name,

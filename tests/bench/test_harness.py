@@ -54,6 +54,42 @@ def test_granian_serves_the_same_app_and_stops_whole(tmp_path: Path) -> None:
             os.kill(pid, 0)
 
 
+def test_each_workers_connections_are_counted(tmp_path: Path) -> None:
+    """The 2-worker rows record which worker accepted how many of wrk's connections."""
+    import socket
+
+    from bench.harness import Server
+
+    with Server.uvicorn("bench.hello:app", {}, False, tmp_path / "hello.log", 2) as server:
+        clients = [socket.create_connection(("127.0.0.1", server.port)) for _ in range(6)]
+        try:
+            for client in clients:  # answered, so accepted by a worker
+                client.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+                assert client.recv(1024).startswith(b"HTTP/1.1 200")
+            split = server.connections_per_process()
+        finally:
+            for client in clients:
+                client.close()
+    assert sum(split) == 6 and 1 <= len(split) <= 2 and split == sorted(split, reverse=True)
+
+
+def test_wrk_rows_say_where_the_machines_cores_went(tmp_path: Path) -> None:
+    """Every load run reports the cores wrk used and the cores busy on the whole machine
+    beside the server's: a server short of the machine's cores was either starved by the load
+    generator or left them idle (issue 29's one-worker cores target)."""
+    from bench.harness import Server, run_wrk, wrk_script
+
+    with Server.uvicorn("bench.hello:app", {}, False, tmp_path / "hello.log") as server:
+        cpu = server.cpu_seconds()
+        result = run_wrk(server.url + "/", wrk_script(tmp_path, None), 8, 2)
+        server_cores = (server.cpu_seconds() - cpu) / 2
+    assert result["requests"] > 100 and result["errors"] == 0
+    assert 0.01 < result["client_cores"] <= os.cpu_count()  # type: ignore[operator]
+    # The machine was at least as busy as the server and wrk together (rounding: one tick).
+    together = server_cores + result["client_cores"]
+    assert together - 0.1 <= result["machine_cores"] <= os.cpu_count() + 0.01  # type: ignore[operator]
+
+
 @pytest.mark.slow
 def test_the_peers_model_code_answers_what_the_service_answers() -> None:
     """bench/peer_servers/composed.py (what every peer serves) gives the service's
