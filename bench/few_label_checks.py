@@ -21,7 +21,6 @@ from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
-from usearch.index import Index
 
 from app.contract.repository import latest_version
 from app.contract.similarity import project
@@ -29,7 +28,7 @@ from app.models.litert import load_litert_encoder, load_litert_version
 from training.commands.common import config_from_manifest
 from training.datasets import load_dataset
 from training.index import fit_projection
-from training.propagation import GRAPH_DIMS, mirrored, propagate
+from training.propagation import GRAPH_DIMS, mirrored, neighbours, propagate
 from training.train import per_class_subset, split_train_val
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -101,11 +100,8 @@ def main() -> int:
     print("3. vote of the nearest training images (default graph), seeds 0-2")
     train_vectors = unit(views["image"] + views["mirror"]).astype(np.float32)
     test_vectors = unit(projected(dataset.x_test) + projected(mirrored(dataset.x_test)))
-    index = Index(ndim=GRAPH_DIMS, metric="cos", dtype="f32")
-    index.add(np.arange(len(train_vectors)), train_vectors)
     for k in (10, 30):
-        near = index.search(test_vectors.astype(np.float32), k)
-        keys, distances = near.keys.astype(np.int64), near.distances
+        keys, distances = neighbours(train_vectors, test_vectors, k)
         weights = np.exp(-4 * (distances / np.maximum(distances[:, -1:], 1e-9)) ** 2)
         runs = []
         for seed in SEEDS:

@@ -29,11 +29,10 @@ import numpy as np
 from sklearn.decomposition import PCA
 from sklearn.linear_model import LogisticRegression
 from sklearn.semi_supervised import LabelSpreading
-from usearch.index import Index
 
 from app.contract.similarity import project
 from training.index import fit_projection
-from training.propagation import GRAPH_DIMS, NEIGHBOURS, mirrored, propagate
+from training.propagation import GRAPH_DIMS, NEIGHBOURS, mirrored, neighbours, propagate
 from training.selection import flat_pixels
 
 logger = logging.getLogger(__name__)
@@ -97,11 +96,8 @@ def _vote(
     reference: np.ndarray, labels: np.ndarray, queries: np.ndarray, classes: int
 ) -> np.ndarray:
     """Each query's class by the similarity-weighted vote of its nearest reference vectors."""
-    index = Index(ndim=reference.shape[1], metric="cos", dtype="f32")
-    index.add(np.arange(len(reference)), np.ascontiguousarray(reference, np.float32))
-    found = index.search(np.ascontiguousarray(queries, np.float32), min(VOTERS, len(reference)))
-    keys = np.atleast_2d(found.keys).astype(np.int64)
-    similarity = 1 - np.atleast_2d(found.distances)
+    keys, distances = neighbours(reference, queries, VOTERS)
+    similarity = 1 - distances
     votes = np.zeros((len(queries), classes))
     for column in range(keys.shape[1]):
         np.add.at(votes, (np.arange(len(queries)), labels[keys[:, column]]), similarity[:, column])

@@ -131,7 +131,7 @@ def select_graph(
     scores, folds = cross_validated(graphs, labelled, labels, classes, seed, balanced)
     top = max(scores.values())
     # The best score's standard error; at least one held-out image's worth (a perfect score
-    # has no spread, and a graph built in threads may differ by an edge).
+    # has no spread).
     error = max(float(np.sqrt(top * (1 - top) / len(labelled))), 1 / len(labelled))
     best = next(c for c in candidates if scores[c.name] >= top - error)
     logger.info(

@@ -16,9 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from usearch.index import Index
 
-from training.propagation import CONFIDENT_QUANTILE, NEIGHBOURS, Propagated
+from training.propagation import CONFIDENT_QUANTILE, NEIGHBOURS, Propagated, neighbours
 
 DEFAULT_COUNT = 20
 TYPICAL_POWER = 4
@@ -34,12 +33,8 @@ class Suggestion:
 
 def nearest(vectors: np.ndarray, k: int = NEIGHBOURS) -> tuple[np.ndarray, np.ndarray]:
     """Each unit vector's k nearest others (usearch, cosine): their rows and similarities."""
-    vectors = np.ascontiguousarray(vectors, np.float32)
-    index = Index(ndim=vectors.shape[1], metric="cos", dtype="f32")
-    index.add(np.arange(len(vectors)), vectors)
-    found = index.search(vectors, min(k + 1, len(vectors)))
-    keys = np.atleast_2d(found.keys)[:, 1:].astype(np.int64)  # the first is the image itself
-    return keys, 1 - np.atleast_2d(found.distances)[:, 1:]
+    keys, distances = neighbours(vectors, vectors, k + 1)
+    return keys[:, 1:], 1 - distances[:, 1:]  # the first is the image itself
 
 
 def suggest(

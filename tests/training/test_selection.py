@@ -96,7 +96,7 @@ def test_pixel_baselines_and_the_verdict() -> None:
     # A run whose graph uses mirror images is held to the plain pixels' propagation as well.
     assert set(mirrored) == set(found) | {"pixels, propagation, no mirror"}
     unmirrored = mirrored["pixels, propagation, no mirror"]
-    assert abs(unmirrored - found["pixels, propagation"]) <= 0.02  # threads may move an edge
+    assert unmirrored == found["pixels, propagation"]  # the same graph, built in one thread
     behind = Verdict(0.80, {"pixels, propagation": 0.85, "pixels, logistic regression": 0.7})
     assert not behind.ahead and behind.best == ("pixels, propagation", 0.85)
     assert any(line.startswith("NOT AHEAD") for line in behind.lines())
