@@ -55,8 +55,10 @@ class Settings(BaseSettings):
     max_batch_images: int = Field(default=128, gt=0)
     """Most images in one model call (a larger request runs alone, in several calls): bounds
     the activations' memory; 128 runs about as many images/s as 512 (docs/benchmarks.md)."""
-    max_batch_delay_ms: float = Field(default=2.0, ge=0)
-    """How long a batch that is still filling may wait for more requests under load."""
+    max_batch_delay_ms: float = Field(default=0.0, ge=0)
+    """How long a batch that is still filling may wait for more requests under load. 0, as
+    Triton's dynamic batcher: requests that arrive while a call runs form the next batch anyway,
+    and waiting idled each of 2 workers (2 ms: 0.66x the req/s of 0; docs/benchmarks.md)."""
     max_queue_images: int = Field(default=4096, gt=0)
     """Images allowed to wait per batch queue; beyond that requests get 429 + Retry-After.
     (Besides the queue, one batch is in the model and the next one decoded, waiting for it.)"""

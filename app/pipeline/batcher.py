@@ -8,8 +8,9 @@ instead of per request keep the GIL hand-offs, which dominated under load, per b
 the next batch decodes while the current one is in the model.
 
 No added latency when idle: the worker never waits for a lone request. While a call is
-running, new requests queue up and form the next batch by themselves; `max_delay_s` only
-lets a batch that is still filling wait a little for more company under load.
+running, new requests queue up and form the next batch by themselves; `max_delay_s` (0 by
+default, as in Triton) only lets a batch that is still filling wait a little for more company
+under load. Under a closed loop that wait is idle time: every client is already in the batch.
 """
 
 from __future__ import annotations
