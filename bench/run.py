@@ -9,7 +9,8 @@ Load comes from wrk (Debian package `wrk`), on loopback only. Measured in order:
   3b. the framework floor: the service's request path with zeros for a model (bench/floor.py),
   4. the batching service: /classify, /embed, /reconstruct with one PNG per request at
      1, 32 and 128 connections, and with 256-image requests; /classify with one image as a
-     JSON pixel array at 32 connections; then the same with two workers,
+     JSON pixel array at 32 connections; then one worker against two, alternated round
+     after round,
   4b. the service and the floor under granian instead of uvicorn (opt-in candidates),
   5. the peers (bench/peers.py): BentoML, KServe, MLServer and a plain FastAPI route on the
      same model, against latentserve, round after round.
@@ -41,7 +42,7 @@ from harness import (
     v2_request,
     wrk_script,
 )
-from report import markdown
+from report import ONE_WORKER, TWO_WORKERS, markdown
 
 HELLO, APP, FLOOR = "bench.hello:app", "app.main:app_from_env", "bench.floor:app_from_env"
 
@@ -162,8 +163,16 @@ def benchmark(args: argparse.Namespace) -> dict[str, Any]:
     # Beyond the issue's one-worker setup: both cores for Python, each worker batching alone.
     with Server.uvicorn(HELLO, {}, False, logs / "hello-2.log", 2) as hello2:
         measure("hello-world, 2 workers", hello2, "/", get, 32, 0)
-    with Server.uvicorn(APP, model_env, True, logs / "service-2.log", 2) as service2:
-        measure("service, 2 workers", service2, "/classify", one_png, 32, 1)
+    # 2 workers against 1, both up and alternated over the rounds: one row each read 1.63x
+    # and 2.33x in two runs (docs/benchmarks.md), the machine's drift between rows minutes
+    # apart; within a round it weighs on both alike.
+    with (
+        Server.uvicorn(APP, model_env, True, logs / "pair-1-worker.log") as one_worker,
+        Server.uvicorn(APP, model_env, True, logs / "service-2.log", 2) as service2,
+    ):
+        for _ in range(args.rounds):
+            measure(ONE_WORKER, one_worker, "/classify", one_png, 32, 1)
+            measure(TWO_WORKERS, service2, "/classify", one_png, 32, 1)
     peaks["service, 2 workers (per worker)"] = service2.peak_mb
 
     # granian beside uvicorn (issue 29): the same app, both up, alternated twice.
@@ -192,7 +201,9 @@ def main() -> int:
     parser.add_argument("--duration", type=int, default=10, help="seconds per wrk run")
     parser.add_argument("--model", default="fashion-mnist")
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "out")
-    parser.add_argument("--rounds", type=int, default=3, help="rounds of the peer comparison")
+    parser.add_argument(
+        "--rounds", type=int, default=3, help="rounds of the peers and of 1 against 2 workers"
+    )
     parser.add_argument("--no-peers", action="store_true", help="skip the peer comparison")
     args = parser.parse_args()
     if shutil.which("wrk") is None:

@@ -10,7 +10,15 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "bench"))  # as bench/run.py imports it
 
-from report import PEER_TARGETS, peer_summary, peers_table, per_round  # noqa: E402
+from report import (  # noqa: E402
+    ONE_WORKER,
+    PEER_TARGETS,
+    TWO_WORKERS,
+    alternated,
+    peer_summary,
+    peers_table,
+    per_round,
+)
 
 
 def _row(name: str, round_: int, conns: int, req_s: float, p99: float) -> dict[str, Any]:
@@ -53,3 +61,15 @@ def test_the_table_shows_each_servers_median_and_range() -> None:
     table = "\n".join(peers_table(peers))
     assert "| latentserve | 1000 (600–1500) |" in table
     assert "3 rounds" in table and "medians over the rounds" in table
+
+
+def test_two_workers_against_one_is_taken_within_each_alternated_pair() -> None:
+    # The machine slowed in round 1: both sides read low, their ratio did not.
+    rows = [
+        _row(name, round_, 32, req_s, 20)
+        for round_, (one, two) in enumerate([(2000, 3600), (1000, 1900), (2100, 3400)])
+        for name, req_s in ((ONE_WORKER, one), (TWO_WORKERS, two))
+    ]
+    spread = alternated(rows, TWO_WORKERS, ONE_WORKER)
+    assert (spread.median, spread.low, spread.high) == (1.8, 3400 / 2100, 1.9)
+    # The ratio of the medians would have read 3400 / 2000 = 1.70.
