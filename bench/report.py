@@ -56,6 +56,10 @@ class Spread:
     low: float
     high: float
 
+    @classmethod
+    def of(cls, values: list[float]) -> Spread:
+        return cls(statistics.median(values), min(values), max(values))
+
     def __str__(self) -> str:
         return f"{self.median:.2f} ({self.low:.2f}–{self.high:.2f})"
 
@@ -70,7 +74,7 @@ def alternated(rows: list[dict[str, Any]], after: str, before: str) -> Spread:
             strict=True,
         )
     ]
-    return Spread(statistics.median(values), min(values), max(values))
+    return Spread.of(values)
 
 
 def per_round(peers: dict[str, Any], ratio: Callable[[dict[str, dict[int, Any]]], float]) -> Spread:
@@ -82,7 +86,7 @@ def per_round(peers: dict[str, Any], ratio: Callable[[dict[str, dict[int, Any]]]
             if r["round"] == round_:
                 rows.setdefault(r["name"], {})[r["connections"]] = r
         values.append(ratio(rows))
-    return Spread(statistics.median(values), min(values), max(values))
+    return Spread.of(values)
 
 
 def _vs_best_peer(rows: dict[str, dict[int, Any]]) -> float:
